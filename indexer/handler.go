@@ -1,0 +1,68 @@
+package indexer
+
+import (
+	"context"
+	"math/big"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+
+	"github.com/echain/echain-indexer/store"
+)
+
+// Block is one block as the follower hands it to the mappings.
+type Block struct {
+	Ptr   store.BlockPtr
+	Logs  []types.Log         // the handled logs of the block in logIndex order; none removed
+	Txs   map[common.Hash]*Tx // every transaction that emitted one of Logs
+	Extra any                 // whatever Handler.Prepare attached for Apply
+}
+
+// Tx is what the Transaction entity needs from a transaction and its receipt.
+type Tx struct {
+	Hash     common.Hash
+	From     common.Address
+	To       *common.Address // nil for a contract creation
+	Value    *big.Int
+	GasUsed  uint64
+	GasPrice *big.Int // the receipt's effectiveGasPrice
+}
+
+// Contract is a data source at a fixed address.
+type Contract struct {
+	Name       string
+	Address    common.Address
+	StartBlock uint64
+	Topics     []common.Hash // topic0 values the mappings handle
+}
+
+// Template is a data source whose addresses are learned from logs (Handler.Discover).
+type Template struct {
+	Name   string
+	Topics []common.Hash
+}
+
+// Batch is what the mappings write to: the store's entity cache for the block or range being
+// applied. *store.Batch implements it.
+type Batch interface {
+	Get(ctx context.Context, typ string, id string) ([]any, error) // nil row when absent
+	Set(typ string, row []any)
+	AddDataSource(ds store.DataSource)
+}
+
+// Handler turns logs into entity changes. The follower knows nothing of Echain beyond it.
+type Handler interface {
+	// Contracts are the fixed-address data sources.
+	Contracts() []Contract
+	// Templates are the data sources created by logs.
+	Templates() []Template
+	// Discover returns the data sources a log creates, so that their logs are fetched from the
+	// same block on. It must be a pure function of the log.
+	Discover(log *types.Log) []store.DataSource
+	// Prepare fetches what Apply needs beyond logs and transactions (contract calls, metadata
+	// documents) for blocks about to be applied. It may run concurrently for different ranges and
+	// must not write entities.
+	Prepare(ctx context.Context, blocks []*Block) error
+	// Apply runs one block's logs through the mappings, in log order.
+	Apply(ctx context.Context, blk *Block, b Batch) error
+}
