@@ -2,11 +2,11 @@ package indexer
 
 import (
 	"context"
-	"math/big"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 
+	"github.com/echain/echain-indexer/indexer/source"
 	"github.com/echain/echain-indexer/store"
 )
 
@@ -19,14 +19,7 @@ type Block struct {
 }
 
 // Tx is what the Transaction entity needs from a transaction and its receipt.
-type Tx struct {
-	Hash     common.Hash
-	From     common.Address
-	To       *common.Address // nil for a contract creation
-	Value    *big.Int
-	GasUsed  uint64
-	GasPrice *big.Int // the receipt's effectiveGasPrice
-}
+type Tx = source.Tx
 
 // Contract is a data source at a fixed address.
 type Contract struct {
