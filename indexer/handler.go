@@ -12,10 +12,13 @@ import (
 
 // Block is one block as the follower hands it to the mappings.
 type Block struct {
-	Ptr   store.BlockPtr
-	Logs  []types.Log         // the handled logs of the block in logIndex order; none removed
-	Txs   map[common.Hash]*Tx // every transaction that emitted one of Logs
-	Extra any                 // whatever Handler.Prepare attached for Apply
+	Ptr  store.BlockPtr
+	Logs []types.Log         // the handled logs of the block in logIndex order; none removed
+	Txs  map[common.Hash]*Tx // every transaction that emitted one of Logs
+	// Sources are the template instances (data sources learned by Discover) that emitted Logs,
+	// by address: how a clone's log finds its event.
+	Sources map[common.Address]store.DataSource
+	Extra   any // whatever Handler.Prepare attached for Apply
 }
 
 // Tx is what the Transaction entity needs from a transaction and its receipt.
