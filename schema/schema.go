@@ -86,6 +86,7 @@ type Field struct {
 	List        bool   // a list of Kind (or of Ref)
 	ElemNonNull bool   // list elements are non-null
 	DerivedFrom string // for a derived field, the field of Ref that points back; such fields are not stored
+	Index       bool   // @index: the store builds a secondary index for the field beyond its default set
 	Description string
 	Line        int
 }
@@ -133,6 +134,7 @@ func (t *EntityType) ColumnIndex(name string) int {
 type Schema struct {
 	Types       []*EntityType // declaration order
 	Fingerprint string        // sha256 of the source; recorded by the store to refuse a changed schema
+	File        string        // the file name Parse was given, for errors that name file:line
 	byName      map[string]*EntityType
 }
 
@@ -149,7 +151,7 @@ func Parse(file, src string) (*Schema, error) {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	sum := sha256.Sum256([]byte(src))
-	s := &Schema{Fingerprint: hex.EncodeToString(sum[:]), byName: map[string]*EntityType{}}
+	s := &Schema{Fingerprint: hex.EncodeToString(sum[:]), File: file, byName: map[string]*EntityType{}}
 	fail := func(pos *ast.Position, format string, args ...any) error {
 		line := 0
 		if pos != nil {
@@ -256,6 +258,7 @@ func (s *Schema) field(fd *ast.FieldDefinition, fail func(*ast.Position, string,
 		}
 		f.DerivedFrom = a.Value.Raw
 	}
+	f.Index = fd.Directives.ForName("index") != nil
 	if f.Kind == KindEntity && f.List && f.DerivedFrom == "" {
 		return nil, fail(fd.Position, "field %s: lists of entities must be @derivedFrom (stored entity lists are not supported)", fd.Name)
 	}
