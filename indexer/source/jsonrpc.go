@@ -1,0 +1,345 @@
+package source
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// A JSON-RPC client of our own rather than go-ethereum's rpc.Client over HTTP: the retry logic
+// needs the HTTP status and Retry-After header, a cap on the answer size, and per-element batch
+// errors, none of which rpc.Client exposes.
+
+// RPCError is a JSON-RPC error object returned by a node.
+type RPCError struct {
+	Code    int             `json:"code"`
+	Message string          `json:"message"`
+	Data    json.RawMessage `json:"data,omitempty"`
+}
+
+func (e *RPCError) Error() string {
+	if len(e.Data) > 0 && string(e.Data) != "null" {
+		return fmt.Sprintf("json-rpc error %d: %s (data %s)", e.Code, e.Message, truncate(string(e.Data), 200))
+	}
+	return fmt.Sprintf("json-rpc error %d: %s", e.Code, e.Message)
+}
+
+// ErrorCode makes RPCError an rpc.Error of go-ethereum.
+func (e *RPCError) ErrorCode() int { return e.Code }
+
+// ErrorData makes RPCError an rpc.DataError of go-ethereum (revert data of eth_call).
+func (e *RPCError) ErrorData() any {
+	var v any
+	if len(e.Data) == 0 || json.Unmarshal(e.Data, &v) != nil {
+		return nil
+	}
+	return v
+}
+
+// HTTPError is a non-200 HTTP answer.
+type HTTPError struct {
+	StatusCode int
+	Body       string        // start of the body, for the log
+	RetryAfter time.Duration // from the Retry-After header; 0 when absent
+}
+
+func (e *HTTPError) Error() string {
+	msg := fmt.Sprintf("http status %d", e.StatusCode)
+	if e.Body != "" {
+		msg += ": " + e.Body
+	}
+	if e.RetryAfter > 0 {
+		msg += fmt.Sprintf(" (retry after %s)", e.RetryAfter)
+	}
+	return msg
+}
+
+var (
+	errResponseTooLarge = errors.New("response exceeds the configured size limit")
+	errNoResponse       = errors.New("batch answer has no response for this request")
+)
+
+type httpRPC struct {
+	url     string
+	client  *http.Client
+	maxResp int64
+	ids     atomic.Uint64
+}
+
+type request struct {
+	Version string `json:"jsonrpc"`
+	ID      uint64 `json:"id"`
+	Method  string `json:"method"`
+	Params  []any  `json:"params"`
+}
+
+// singleResponse decodes the result straight into the caller's value (Result holds a pointer),
+// saving a second pass over large eth_getLogs answers.
+type singleResponse struct {
+	ID     json.RawMessage `json:"id"`
+	Error  *RPCError       `json:"error"`
+	Result any             `json:"result"`
+}
+
+type batchResponse struct {
+	ID     json.RawMessage `json:"id"`
+	Error  *RPCError       `json:"error"`
+	Result json.RawMessage `json:"result"`
+}
+
+// call performs one JSON-RPC request. result must be a pointer; a null result leaves pointer
+// targets nil.
+func (h *httpRPC) call(ctx context.Context, result any, method string, params ...any) error {
+	if params == nil {
+		params = []any{}
+	}
+	body, err := json.Marshal(request{Version: "2.0", ID: h.ids.Add(1), Method: method, Params: params})
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", method, err)
+	}
+	resp, err := h.post(ctx, body)
+	if err != nil {
+		return err
+	}
+	defer drainClose(resp.Body)
+	r := &capReader{r: resp.Body, n: h.maxResp}
+	out := singleResponse{Result: result}
+	if err := json.NewDecoder(r).Decode(&out); err != nil {
+		return decodeErr(err)
+	}
+	if out.Error != nil {
+		return out.Error
+	}
+	return nil
+}
+
+// batchElem is one call of a batch; Err is set per element.
+type batchElem struct {
+	Method string
+	Params []any
+	Result any // pointer
+	Err    error
+}
+
+// batch sends elems as one JSON-RPC batch. The returned error is for the whole batch (transport,
+// HTTP status, or a single error object instead of an array); per-call errors are in elem.Err.
+func (h *httpRPC) batch(ctx context.Context, elems []batchElem) error {
+	reqs := make([]request, len(elems))
+	ids := make([]uint64, len(elems))
+	for i, e := range elems {
+		ids[i] = h.ids.Add(1)
+		p := e.Params
+		if p == nil {
+			p = []any{}
+		}
+		reqs[i] = request{Version: "2.0", ID: ids[i], Method: e.Method, Params: p}
+	}
+	body, err := json.Marshal(reqs)
+	if err != nil {
+		return fmt.Errorf("encode batch: %w", err)
+	}
+	resp, err := h.post(ctx, body)
+	if err != nil {
+		return err
+	}
+	defer drainClose(resp.Body)
+	raw, err := io.ReadAll(&capReader{r: resp.Body, n: h.maxResp})
+	if err != nil {
+		return decodeErr(err)
+	}
+	raw = bytes.TrimSpace(raw)
+	if len(raw) > 0 && raw[0] == '{' {
+		// A node refusing the whole batch (geth's "batch too large", rate limits) answers with
+		// one error object.
+		var single batchResponse
+		if err := json.Unmarshal(raw, &single); err != nil {
+			return decodeErr(err)
+		}
+		if single.Error != nil {
+			return single.Error
+		}
+		return fmt.Errorf("%w: batch answered with a single object", errBadResponse)
+	}
+	if decodeInOrder(raw, elems, ids) {
+		return nil
+	}
+	return decodeByID(raw, elems, ids)
+}
+
+// decodeInOrder decodes each result straight into its target, assuming the answers come in
+// request order (as geth sends them): one pass over a large answer instead of two. It reports
+// false when the order (or the shape) differs, after resetting the targets.
+func decodeInOrder(raw []byte, elems []batchElem, ids []uint64) bool {
+	out := make([]singleResponse, len(elems))
+	for i := range elems {
+		out[i].Result = elems[i].Result
+	}
+	ok := json.Unmarshal(raw, &out) == nil && len(out) == len(elems)
+	for i := 0; ok && i < len(out); i++ {
+		ok = string(out[i].ID) == strconv.FormatUint(ids[i], 10)
+	}
+	if !ok {
+		for i := range elems {
+			reflect.ValueOf(elems[i].Result).Elem().SetZero()
+		}
+		return false
+	}
+	for i := range out {
+		if out[i].Error != nil {
+			elems[i].Err = out[i].Error
+		}
+	}
+	return true
+}
+
+func decodeByID(raw []byte, elems []batchElem, ids []uint64) error {
+	var out []batchResponse
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return decodeErr(err)
+	}
+	byID := make(map[uint64]int, len(elems))
+	for i, id := range ids {
+		byID[id] = i
+	}
+	seen := make([]bool, len(elems))
+	for _, r := range out {
+		id, err := strconv.ParseUint(strings.Trim(string(r.ID), `"`), 10, 64)
+		if err != nil {
+			continue
+		}
+		i, ok := byID[id]
+		if !ok || seen[i] {
+			continue
+		}
+		seen[i] = true
+		switch {
+		case r.Error != nil:
+			elems[i].Err = r.Error
+		case len(r.Result) == 0:
+			elems[i].Err = fmt.Errorf("%w: no result and no error", errBadResponse)
+		default:
+			if err := json.Unmarshal(r.Result, elems[i].Result); err != nil {
+				elems[i].Err = fmt.Errorf("%w: %s: %v", errBadResponse, elems[i].Method, err)
+			}
+		}
+	}
+	for i := range elems {
+		if !seen[i] {
+			elems[i].Err = errNoResponse
+		}
+	}
+	return nil
+}
+
+func (h *httpRPC) post(ctx context.Context, body []byte) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.url, bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("build request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	resp, err := h.client.Do(req)
+	if err != nil {
+		// url.Error repeats the URL, which may carry an API key.
+		var ue interface{ Unwrap() error }
+		if errors.As(err, &ue) && ue.Unwrap() != nil {
+			return nil, fmt.Errorf("post: %w", ue.Unwrap())
+		}
+		return nil, fmt.Errorf("post: %w", err)
+	}
+	if resp.StatusCode == http.StatusOK {
+		return resp, nil
+	}
+	defer drainClose(resp.Body)
+	head, _ := io.ReadAll(io.LimitReader(resp.Body, 2048))
+	herr := &HTTPError{StatusCode: resp.StatusCode, Body: truncate(strings.TrimSpace(string(head)), 300)}
+	herr.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	// Some providers answer JSON-RPC errors with 4xx statuses; keep the node's words for
+	// classification unless the status itself says what happened.
+	if resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode < 500 && resp.StatusCode != http.StatusRequestEntityTooLarge {
+		var single batchResponse
+		if json.Unmarshal(head, &single) == nil && single.Error != nil {
+			return nil, single.Error
+		}
+	}
+	return nil, herr
+}
+
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseFloat(v, 64); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		return time.Duration(secs * float64(time.Second))
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+var errBadResponse = errors.New("malformed JSON-RPC answer")
+
+func decodeErr(err error) error {
+	switch {
+	case errors.Is(err, errResponseTooLarge):
+		return err
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return fmt.Errorf("read answer: %w", io.ErrUnexpectedEOF)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return fmt.Errorf("read answer: %w", err)
+	}
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &se) || errors.As(err, &te) {
+		return fmt.Errorf("%w: %v", errBadResponse, err)
+	}
+	// Anything else came from reading the body: the connection broke.
+	return fmt.Errorf("read answer: %w", err)
+}
+
+type capReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *capReader) Read(p []byte) (int, error) {
+	if c.n <= 0 {
+		var one [1]byte
+		if n, err := c.r.Read(one[:]); n == 0 && err != nil {
+			return 0, err // the answer ended exactly at the limit
+		}
+		return 0, errResponseTooLarge
+	}
+	if int64(len(p)) > c.n {
+		p = p[:c.n]
+	}
+	n, err := c.r.Read(p)
+	c.n -= int64(n)
+	return n, err
+}
+
+func drainClose(rc io.ReadCloser) {
+	_, _ = io.CopyN(io.Discard, rc, 64<<10)
+	_ = rc.Close()
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
