@@ -56,8 +56,9 @@ type Handler interface {
 	// same block on. It must be a pure function of the log.
 	Discover(log *types.Log) []store.DataSource
 	// Prepare fetches what Apply needs beyond logs and transactions (contract calls, metadata
-	// documents) for blocks about to be applied. It may run concurrently for different ranges and
-	// must not write entities.
+	// documents) for blocks about to be applied, into Block.Extra. It may run concurrently for
+	// different ranges, and while the follower fills Block.Txs of the same blocks (so it must
+	// not read Txs); it must not write entities.
 	Prepare(ctx context.Context, blocks []*Block) error
 	// Apply runs one block's logs through the mappings, in log order.
 	Apply(ctx context.Context, blk *Block, b Batch) error

@@ -1,0 +1,81 @@
+package indexer_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime/pprof"
+	"syscall"
+	"testing"
+)
+
+// The kill test runs the indexer in a child process (this test binary re-executed with childEnv
+// set to a JSON setup) so that SIGKILL hits a real process at a random instant.
+const childEnv = "ECHAIN_FOLLOWER_CHILD"
+
+func runChild() int {
+	var s setup
+	if err := json.Unmarshal([]byte(os.Getenv(childEnv)), &s); err != nil {
+		fmt.Fprintf(os.Stderr, "child: bad setup: %v\n", err)
+		return 2
+	}
+	level := slog.LevelWarn
+	switch os.Getenv("ECHAIN_TEST_LOG") {
+	case "":
+	case "debug":
+		level = slog.LevelDebug
+	default:
+		level = slog.LevelInfo
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer cancel()
+	if f := os.Getenv("ECHAIN_CHILD_CPUPROFILE"); f != "" {
+		out, err := os.Create(f)
+		if err == nil && pprof.StartCPUProfile(out) == nil {
+			defer func() { pprof.StopCPUProfile(); out.Close() }()
+		}
+	}
+	in, err := build(ctx, s, log)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "child: %v\n", err)
+		return 1
+	}
+	defer in.st.Close()
+	defer in.src.Close()
+	if err := in.fl.Run(ctx); err != nil {
+		fmt.Fprintf(os.Stderr, "child: run: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// startChild starts an indexer process for s.
+func startChild(t testing.TB, s setup) *exec.Cmd {
+	t.Helper()
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+string(b))
+	if v := os.Getenv("ECHAIN_CHILD_GODEBUG"); v != "" {
+		cmd.Env = append(cmd.Env, "GODEBUG="+v)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start child indexer: %v", err)
+	}
+	// Never leave an indexer behind when a test stops early.
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	return cmd
+}

@@ -1,0 +1,176 @@
+package indexer_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/echain/echain-indexer/devchain"
+	"github.com/echain/echain-indexer/indexer"
+	"github.com/echain/echain-indexer/store"
+	"github.com/echain/echain-indexer/store/storetest"
+)
+
+// changes records the store's change notifications.
+type changes struct {
+	mu   sync.Mutex
+	list []store.Change
+}
+
+func listen(t testing.TB, url string) *changes {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "LISTEN "+store.NotifyChannel); err != nil {
+		t.Fatal(err)
+	}
+	ch := &changes{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			n, err := conn.WaitForNotification(ctx)
+			if err != nil {
+				return
+			}
+			c, err := store.ParseChange(n.Payload)
+			if err != nil {
+				t.Errorf("bad notification %q: %v", n.Payload, err)
+				return
+			}
+			ch.mu.Lock()
+			ch.list = append(ch.list, *c)
+			ch.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done; conn.Close(context.Background()) })
+	return ch
+}
+
+func (c *changes) revertsTo(block int64) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, x := range c.list {
+		if x.Revert && x.Block == block {
+			n++
+		}
+	}
+	return n
+}
+
+// TestResyncWhileRunning files a re-sync from another process-like follower while the leader
+// runs: the leader reverts to N-1 (the API then answers as of N-1, announced by a revert
+// notification) and re-indexes; refusals name their reason.
+func TestResyncWhileRunning(t *testing.T) {
+	c := startChain(t, devchain.Config{})
+	tr := devchain.NewTraffic(c, devchain.TrafficConfig{TxsPerBlock: 4}, quietLog())
+	steps(t, tr, 80)
+	s := chainSetup(c, storetest.NewDB(t))
+	leader := startIndexer(t, s)
+	waitSynced(t, leader, c, 30*time.Second)
+	notes := listen(t, s.DB)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd, err := build(ctx, s, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.st.Close()
+	defer cmd.src.Close()
+
+	head := c.Head().Number.Int64()
+	if err := cmd.fl.Resync(ctx, head+5, nil); err == nil || !strings.Contains(err.Error(), "beyond the indexed head") {
+		t.Fatalf("resync beyond the head: %v", err)
+	}
+	if err := cmd.fl.Resync(ctx, cmd.fl.StartBlock()-1, nil); err == nil || !strings.Contains(err.Error(), "before the configured start") {
+		t.Fatalf("resync before the start: %v", err)
+	}
+
+	from := head - 10 // inside the kept window
+	before := counter(t, leader.reg, "echain_indexer_blocks_indexed_total", nil)
+	var phases []string
+	err = cmd.fl.Resync(ctx, from, func(p indexer.ResyncProgress) {
+		if len(phases) == 0 || phases[len(phases)-1] != p.Phase {
+			phases = append(phases, p.Phase)
+		}
+	})
+	if err != nil {
+		t.Fatalf("resync: %v", err)
+	}
+	t.Logf("phases %v", phases)
+	if phases[0] != "requested" || phases[len(phases)-1] != "done" {
+		t.Fatalf("phases %v: want requested ... done", phases)
+	}
+	if n := counter(t, leader.reg, "echain_indexer_resyncs_total", nil); n != 1 {
+		t.Fatalf("leader carried out %v re-syncs, want 1", n)
+	}
+	if got := counter(t, leader.reg, "echain_indexer_blocks_indexed_total", nil) - before; got < float64(head-from+1) {
+		t.Fatalf("leader re-indexed %v blocks, want at least %d", got, head-from+1)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for notes.revertsTo(from-1) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no revert notification to block %d", from-1)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	steps(t, tr, 3)
+	waitSynced(t, leader, c, 30*time.Second)
+	leader.stop()
+	compareStores(t, scratchIndex(t, c), s.DB)
+}
+
+// TestResyncStopped re-syncs from a block below the kept window with no indexer running: the
+// command takes the leader lock, reverts and re-indexes to the head itself.
+func TestResyncStopped(t *testing.T) {
+	c := startChain(t, devchain.Config{})
+	tr := devchain.NewTraffic(c, devchain.TrafficConfig{TxsPerBlock: 4}, quietLog())
+	steps(t, tr, 120)
+	s := chainSetup(c, storetest.NewDB(t))
+	s.Config.FinalityDepth = 16
+	in := startIndexer(t, s)
+	waitSynced(t, in, c, 30*time.Second)
+	in.stop()
+	steps(t, tr, 5) // the re-sync also catches up with blocks sealed while stopped
+	notes := listen(t, s.DB)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd, err := build(ctx, s, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.st.Close()
+	defer cmd.src.Close()
+	from := int64(30) // far below the window (head ~120, depth 16)
+	var last indexer.ResyncProgress
+	if err := cmd.fl.Resync(ctx, from, func(p indexer.ResyncProgress) { last = p }); err != nil {
+		t.Fatalf("resync: %v", err)
+	}
+	if last.Phase != "done" || last.Indexed != c.Head().Number.Int64() {
+		t.Fatalf("last progress %+v, want done at head %d", last, c.Head().Number)
+	}
+	if notes.revertsTo(from-1) == 0 {
+		time.Sleep(200 * time.Millisecond)
+		if notes.revertsTo(from-1) == 0 {
+			t.Fatalf("no revert notification to block %d", from-1)
+		}
+	}
+	h, err := cmd.st.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Hash != c.Head().Hash() {
+		t.Fatalf("store head %d %s, chain head %d %s", h.Number, h.Hash, c.Head().Number, c.Head().Hash())
+	}
+	compareStores(t, scratchIndex(t, c), s.DB)
+}
