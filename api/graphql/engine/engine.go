@@ -1,0 +1,334 @@
+// Package engine serves an entity schema as The Graph's GraphQL dialect over the versioned
+// PostgreSQL store: the API schema derived from the entities (SDL), the executor that answers it
+// with a bounded number of parameterised statements per query inside one read-only snapshot,
+// and the HTTP handler. Resolvers are generated per schema (codegen) and call back into the
+// executor through Node, Engine.One, Engine.List and Engine.Meta.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	gql "github.com/graph-gophers/graphql-go"
+	gqlerrors "github.com/graph-gophers/graphql-go/errors"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/echain/echain-indexer/schema"
+)
+
+// Options configure the API. Zero values take the defaults in brackets.
+type Options struct {
+	Logger     *slog.Logger          // [slog.Default()]
+	Registerer prometheus.Registerer // metrics echain_indexer_graphql_*; [none]
+
+	Deployment string // _meta.deployment [echain]
+
+	MaxFirst          int           // largest `first` [1000]
+	DefaultFirst      int           // `first` when absent [100]
+	MaxSkip           int           // largest `skip` [5000]
+	MaxDepth          int           // deepest field nesting of a query [16]
+	MaxQueryBytes     int           // longest query text [65536]
+	MaxBodyBytes      int64         // largest HTTP request body [1 MiB]
+	MaxResultEntities int           // entities one query may load, all levels together [50000]
+	StatementTimeout  time.Duration // per SQL statement [10s]
+	MaxConcurrent     int           // queries executing at once [64]
+	QueueTimeout      time.Duration // wait for a free slot before refusing [1s]
+
+	// CORSOrigins are the origins allowed to call the API from a browser. nil allows any ("*");
+	// an empty, non-nil slice sends no CORS headers.
+	CORSOrigins []string
+	// DisableGraphiQL stops serving the GraphiQL page to browsers.
+	DisableGraphiQL bool
+}
+
+func (o *Options) defaults() {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Deployment == "" {
+		o.Deployment = "echain"
+	}
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&o.MaxFirst, 1000)
+	def(&o.DefaultFirst, 100)
+	def(&o.MaxSkip, 5000)
+	def(&o.MaxDepth, 16)
+	def(&o.MaxQueryBytes, 64<<10)
+	def(&o.MaxResultEntities, 50000)
+	def(&o.MaxConcurrent, 64)
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = 1 << 20
+	}
+	if o.StatementTimeout <= 0 {
+		o.StatementTimeout = 10 * time.Second
+	}
+	if o.QueueTimeout <= 0 {
+		o.QueueTimeout = time.Second
+	}
+	if o.DefaultFirst > o.MaxFirst {
+		o.DefaultFirst = o.MaxFirst
+	}
+}
+
+// config is Options after defaults, as the executor reads them.
+type config struct {
+	Deployment       string
+	MaxFirst         int
+	MaxSkip          int
+	MaxEntities      int
+	StatementTimeout time.Duration
+}
+
+// Binding ties generated resolvers to the engine.
+type Binding struct {
+	// Fingerprint is the schema fingerprint the resolvers were generated from.
+	Fingerprint string
+	// Root returns the query resolver.
+	Root func(*Engine) any
+	// Resolver builds the resolver of an entity of type typ (index in the schema) from its row.
+	Resolver func(typ int, n *Node, r *Row) any
+}
+
+// Request is one GraphQL request.
+type Request struct {
+	Query         string
+	OperationName string
+	Variables     map[string]any
+}
+
+// ExecOptions change how a request is answered.
+type ExecOptions struct {
+	// AtBlock answers fields without a block argument as of this committed block instead of
+	// the latest one (0). A subscription re-runs its query at each block it is told about.
+	AtBlock int64
+	// AtHash, with AtBlock, requires block AtBlock to have this hash (0x hex): when the block was
+	// reverted or replaced meanwhile, those fields fail with BLOCK_HASH_UNKNOWN.
+	AtHash string
+}
+
+// Engine answers queries against one store.
+type Engine struct {
+	m      *model
+	pool   *pgxpool.Pool
+	cfg    config
+	opts   Options
+	log    *slog.Logger
+	schema *gql.Schema
+	met    *metrics
+	slots  chan struct{}
+	ops    opNames
+	coll   collation
+	bind   Binding
+	plans  plans
+}
+
+// New prepares the API of sch over the store reached through pool.
+func New(pool *pgxpool.Pool, sch *schema.Schema, bind Binding, opts Options) (*Engine, error) {
+	if pool == nil {
+		return nil, errors.New("graphql: no database pool")
+	}
+	if sch == nil {
+		return nil, errors.New("graphql: no schema")
+	}
+	if bind.Root == nil || bind.Resolver == nil {
+		return nil, errors.New("graphql: no resolvers")
+	}
+	if bind.Fingerprint != sch.Fingerprint {
+		return nil, fmt.Errorf("graphql: the resolvers were generated from another schema (fingerprint %.12s, schema %.12s): run `go generate ./...`",
+			bind.Fingerprint, sch.Fingerprint)
+	}
+	opts.defaults()
+	m, err := newModel(sch)
+	if err != nil {
+		return nil, fmt.Errorf("graphql: %w", err)
+	}
+	e := &Engine{
+		m: m, pool: pool, opts: opts, log: opts.Logger, bind: bind,
+		cfg: config{
+			Deployment: opts.Deployment, MaxFirst: opts.MaxFirst, MaxSkip: opts.MaxSkip,
+			MaxEntities: opts.MaxResultEntities, StatementTimeout: opts.StatementTimeout,
+		},
+		slots: make(chan struct{}, opts.MaxConcurrent),
+		ops:   opNames{names: map[string]bool{}},
+	}
+	if e.met, err = newMetrics(opts.Registerer); err != nil {
+		return nil, fmt.Errorf("graphql: metrics: %w", err)
+	}
+	e.schema, err = gql.ParseSchema(m.sdl(opts.DefaultFirst), bind.Root(e),
+		gql.UseStringDescriptions(),
+		gql.UseFieldResolvers(),
+		gql.DisableFieldSelections(), // loads read the plan (plan.go), not graphql-go's selection helpers
+		gql.MaxDepth(opts.MaxDepth),
+		gql.MaxQueryLength(opts.MaxQueryBytes),
+		gql.MaxParallelism(16),
+		gql.Logger(panicLogger{opts.Logger}),
+		gql.PanicHandler(panicHandler{}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("graphql: the generated resolvers do not fit the API schema (run `go generate ./...`): %w", err)
+	}
+	return e, nil
+}
+
+// SDL is the API schema the engine serves.
+func (e *Engine) SDL() string { return e.m.sdl(e.opts.DefaultFirst) }
+
+// Result is the outcome of one request.
+type Result struct {
+	Data   []byte // the JSON value of "data"; nil when absent
+	Errors []*gqlerrors.QueryError
+	// Statements is the number of SQL statements the query ran (BEGIN and the cursor read included).
+	Statements int
+}
+
+// JSON renders the response body.
+func (r *Result) JSON() []byte {
+	return encodeResponse(r.Data, r.Errors)
+}
+
+// Execute answers a request. It never fails: every problem is a GraphQL error in the result.
+func (e *Engine) Execute(ctx context.Context, req Request, eo ExecOptions) *Result {
+	if !e.acquire(ctx) {
+		return &Result{Errors: []*gqlerrors.QueryError{queryError(errorf(codeLimitBusy,
+			"too many concurrent queries (limit max_concurrent = %d); retry shortly", cap(e.slots)))}}
+	}
+	defer func() { <-e.slots }()
+	s := &session{e: e, ctx: ctx, at: eo.AtBlock, collate: e.textCollation(ctx), plan: e.plans.get(req.Query)}
+	if eo.AtHash != "" {
+		h, err := coerceBytes(eo.AtHash)
+		if err != nil || eo.AtBlock <= 0 {
+			return &Result{Errors: []*gqlerrors.QueryError{queryError(errorf(codeBadBlock, "ExecOptions.AtHash needs AtBlock and a 0x hex hash, got %q", eo.AtHash))}}
+		}
+		s.atHash = h
+	}
+	query := req.Query
+	if s.plan.asQuery != "" {
+		// A subscription is answered like the query with the same selection; the caller (the
+		// subscription server) decides when to run it again.
+		query = s.plan.asQuery
+	}
+	resp := e.schema.Exec(withSession(ctx, s), query, req.OperationName, req.Variables)
+	s.close(ctx)
+	res := &Result{Data: resp.Data, Errors: resp.Errors, Statements: s.statements}
+	for _, qe := range res.Errors {
+		annotate(qe)
+	}
+	return res
+}
+
+func (e *Engine) acquire(ctx context.Context) bool {
+	select {
+	case e.slots <- struct{}{}:
+		return true
+	default:
+	}
+	t := time.NewTimer(e.opts.QueueTimeout)
+	defer t.Stop()
+	select {
+	case e.slots <- struct{}{}:
+		return true
+	case <-t.C:
+		return false
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// queryError wraps an executor error as a GraphQL error.
+func queryError(err *Error) *gqlerrors.QueryError {
+	return &gqlerrors.QueryError{Message: err.Msg, Extensions: err.Extensions(), Err: err}
+}
+
+// annotate gives graphql-go's own refusals a code, so every limit is recognisable.
+func annotate(qe *gqlerrors.QueryError) {
+	if qe.Extensions != nil {
+		return
+	}
+	switch {
+	case qe.Rule == "MaxDepthExceeded" || containsAll(qe.Message, "exceeds", "depth"):
+		qe.Message += " (limit max_depth)"
+		qe.Extensions = map[string]any{"code": codeLimitDepth}
+	case containsAll(qe.Message, "query length", "exceeds"):
+		qe.Message += " (limit max_query_bytes)"
+		qe.Extensions = map[string]any{"code": codeLimitQuerySize}
+	case errors.Is(qe, gql.ErrTooManySelections):
+		qe.Extensions = map[string]any{"code": codeLimitQuerySize}
+	}
+}
+
+// opNames bounds the operation label of the metrics: clients choose operation names.
+type opNames struct {
+	mu    sync.Mutex
+	names map[string]bool
+}
+
+const maxOpNames = 100
+
+func (o *opNames) label(name string) string {
+	if name == "" {
+		return "anonymous"
+	}
+	if !validName(name) {
+		return "invalid"
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.names[name] {
+		return name
+	}
+	if len(o.names) >= maxOpNames {
+		return "other"
+	}
+	o.names[name] = true
+	return name
+}
+
+func validName(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case r == '_', r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z':
+		case r >= '0' && r <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// panicLogger reports resolver panics (graphql-go recovers them into errors); a LoadFailure is
+// an error report, not a bug.
+type panicLogger struct{ log *slog.Logger }
+
+func (l panicLogger) LogPanic(_ context.Context, value any) {
+	if _, ok := value.(LoadFailure); ok {
+		return
+	}
+	l.log.Error("graphql: resolver panic", "panic", fmt.Sprint(value), "stack", string(debug.Stack()))
+}
+
+// panicHandler turns a recovered panic into the field's error.
+type panicHandler struct{}
+
+func (panicHandler) MakePanicError(_ context.Context, value any) *gqlerrors.QueryError {
+	if lf, ok := value.(LoadFailure); ok {
+		var ce *Error
+		if errors.As(lf.Err, &ce) {
+			return queryError(ce)
+		}
+		return &gqlerrors.QueryError{Message: lf.Err.Error(), Err: lf.Err, Extensions: map[string]any{"code": codeInternal}}
+	}
+	return &gqlerrors.QueryError{Message: "internal error while resolving the field", Extensions: map[string]any{"code": codeInternal}}
+}

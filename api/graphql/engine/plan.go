@@ -1,0 +1,182 @@
+package engine
+
+import (
+	"strings"
+	"sync"
+
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/parser"
+)
+
+// A plan records, for a query text, which fields are selected under each field name (the union
+// over every occurrence, fragments included), so a load reads only the columns the response can
+// show. graphql-go has validated the query by the time a load runs; a union by field name may
+// over-select (never under-select), which is harmless.
+type plan struct {
+	children map[string]map[string]bool // nil: read every column
+	// asQuery is the query text with each subscription operation turned into a query (same
+	// length, so error locations stay right); "" when it has none.
+	asQuery string
+	subs    map[string]bool // operation name ("" for an anonymous one) -> it is a subscription
+	ops     int             // operations in the document
+	mu      sync.Mutex
+	loads   map[planKey]*loadCols
+}
+
+type planKey struct {
+	typ   int
+	field string
+}
+
+// loadCols are the columns one load reads and their select list.
+type loadCols struct {
+	cols []int // ascending column indexes; cols[0] == 0 (id)
+	sel  string
+}
+
+const maxPlanDepth = 64
+
+func buildPlan(query string) *plan {
+	p := &plan{loads: map[planKey]*loadCols{}}
+	doc, err := parser.ParseQuery(&ast.Source{Input: query})
+	if err != nil {
+		return p
+	}
+	p.children = map[string]map[string]bool{}
+	frags := map[string]*ast.FragmentDefinition{}
+	for _, f := range doc.Fragments {
+		frags[f.Name] = f
+	}
+	var visit func(parent string, set ast.SelectionSet, depth int)
+	visit = func(parent string, set ast.SelectionSet, depth int) {
+		if depth > maxPlanDepth {
+			p.children = nil // give up narrowing: read everything
+			return
+		}
+		for _, sel := range set {
+			if p.children == nil {
+				return
+			}
+			switch s := sel.(type) {
+			case *ast.Field:
+				if parent != "" {
+					m := p.children[parent]
+					if m == nil {
+						m = map[string]bool{}
+						p.children[parent] = m
+					}
+					m[s.Name] = true
+				}
+				visit(s.Name, s.SelectionSet, depth+1)
+			case *ast.InlineFragment:
+				visit(parent, s.SelectionSet, depth+1)
+			case *ast.FragmentSpread:
+				if f := frags[s.Name]; f != nil {
+					visit(parent, f.SelectionSet, depth+1)
+				}
+			}
+		}
+	}
+	var rewritten []byte
+	p.ops = len(doc.Operations)
+	for _, op := range doc.Operations {
+		visit("", op.SelectionSet, 0)
+		if op.Operation == ast.Subscription {
+			if p.subs == nil {
+				p.subs = map[string]bool{}
+			}
+			p.subs[op.Name] = true
+		}
+		if op.Operation == ast.Subscription && op.Position != nil {
+			at := op.Position.Start
+			if at >= 0 && at+len("subscription") <= len(query) && query[at:at+len("subscription")] == "subscription" {
+				if rewritten == nil {
+					rewritten = []byte(query)
+				}
+				copy(rewritten[at:], "query       ")
+			}
+		}
+	}
+	if rewritten != nil {
+		p.asQuery = string(rewritten)
+	}
+	return p
+}
+
+// subscription reports whether the operation a request runs (by name; "" = the only one) is
+// a subscription.
+func (p *plan) subscription(opName string) bool {
+	if p.subs == nil {
+		return false
+	}
+	if opName != "" {
+		return p.subs[opName]
+	}
+	return len(p.subs) == 1 && p.ops == 1
+}
+
+// columns returns what a load of entity e reached through field name `field` reads.
+func (p *plan) columns(e *entity, field string) *loadCols {
+	if p == nil {
+		return e.all
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	k := planKey{e.index, field}
+	if lc := p.loads[k]; lc != nil {
+		return lc
+	}
+	lc := e.all
+	if p.children != nil {
+		want := p.children[field]
+		cols := []int{0}
+		for i, c := range e.Columns[1:] {
+			if want[c.Name] {
+				cols = append(cols, i+1)
+			}
+		}
+		lc = newLoadCols(e, cols)
+	}
+	p.loads[k] = lc
+	return lc
+}
+
+func newLoadCols(e *entity, cols []int) *loadCols {
+	parts := make([]string, len(cols))
+	for i, c := range cols {
+		parts[i] = selectExpr("c", e.Columns[c])
+	}
+	return &loadCols{cols: cols, sel: strings.Join(parts, ", ")}
+}
+
+// plans caches plans by query text: clients send the same few query texts with varying
+// variables.
+type plans struct {
+	mu sync.Mutex
+	m  map[string]*plan
+}
+
+const (
+	maxPlans        = 512
+	maxPlannedQuery = 16 << 10
+)
+
+func (ps *plans) get(query string) *plan {
+	if len(query) > maxPlannedQuery {
+		return buildPlan(query)
+	}
+	ps.mu.Lock()
+	p := ps.m[query]
+	ps.mu.Unlock()
+	if p != nil {
+		return p
+	}
+	p = buildPlan(query)
+	ps.mu.Lock()
+	if ps.m == nil || len(ps.m) >= maxPlans {
+		ps.m = map[string]*plan{} // simple and bounded: start over
+	}
+	ps.m[query] = p
+	ps.mu.Unlock()
+	return p
+}
