@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/echain/echain-indexer/store/storetest"
+)
+
+// TestDemo runs `demo` as `make demo` does: it must print the GraphQL URL, answer with events and
+// tickets sold growing, take the dev chain's webhooks as hints, and on Ctrl-C stop everything and
+// drop its database.
+func TestDemo(t *testing.T) {
+	server := storetest.ServerURL(t)
+	api, met := freePort(t), freePort(t)
+	started := time.Now()
+	c := startChild(t, []string{"DATABASE_URL=" + server, "ECHAIN_API_LISTEN=" + api, "ECHAIN_METRICS_LISTEN=" + met,
+		"ECHAIN_DEVCHAIN_BLOCK_TIME=250ms"}, "demo")
+	c.waitFor(60*time.Second, "the first GraphQL answer", func() bool { return strings.Contains(c.stdout.String(), "first GraphQL answer") })
+	t.Logf("first GraphQL answer %s after start", time.Since(started).Round(10*time.Millisecond))
+	out := c.stdout.String()
+	if !strings.Contains(out, "GraphQL:    http://"+api+"/graphql") {
+		t.Errorf("no GraphQL URL in:\n%s", out)
+	}
+	db := regexp.MustCompile(`database (echain_demo_[0-9a-f]+) on`).FindStringSubmatch(out)
+	if db == nil {
+		t.Fatalf("no database name in:\n%s", out)
+	}
+
+	// Events and tickets sold grow, as GraphQL reports them.
+	line := regexp.MustCompile(`block (\d+): (\d+) events, (\d+) tickets sold`)
+	var firstSold, lastSold int
+	c.waitFor(60*time.Second, "tickets sold to grow", func() bool {
+		ms := line.FindAllStringSubmatch(c.stdout.String(), -1)
+		if len(ms) < 2 {
+			return false
+		}
+		firstSold, _ = strconv.Atoi(ms[0][3])
+		lastSold, _ = strconv.Atoi(ms[len(ms)-1][3])
+		events, _ := strconv.Atoi(ms[len(ms)-1][2])
+		return lastSold > firstSold && events > 0
+	})
+	events, sold := graphqlTotals(t, "http://"+api)
+	if events == 0 || sold < lastSold {
+		t.Errorf("GraphQL now: %d events, %d tickets sold; the demo printed %d", events, sold, lastSold)
+	}
+	// The dev chain's signed webhooks reach the indexer as hints.
+	c.waitFor(30*time.Second, "webhook hints", func() bool {
+		m := scrape(t, "http://"+met)
+		return m["echain_indexer_hints_total"] > 0 && m[`echain_indexer_http_requests_total{code="200",handler="webhook"}`] > 0
+	})
+
+	code, took := c.stop(syscall.SIGINT, 30*time.Second)
+	if code != 0 {
+		t.Fatalf("demo exit %d after Ctrl-C", code)
+	}
+	t.Logf("demo stopped in %s", took.Round(10*time.Millisecond))
+	if !strings.HasSuffix(c.stdout.String(), "demo stopped\n") {
+		t.Errorf("output does not end with 'demo stopped':\n%s", tail(c.stdout.String(), 5))
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var left int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_database WHERE datname = $1`, db[1]).Scan(&left); err != nil || left != 0 {
+		t.Errorf("database %s still there after the demo (%d, %v)", db[1], left, err)
+	}
+}

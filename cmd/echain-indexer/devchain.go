@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	"github.com/echain/echain-indexer/config"
+	"github.com/echain/echain-indexer/devchain"
+)
+
+func newDevchainCmd(e *env) *cobra.Command {
+	var showKeys bool
+	var history int
+	cmd := &cobra.Command{
+		Use:   "devchain",
+		Short: "Run the dev chain: Echain contracts on a local node with generated traffic",
+		Long: "devchain runs a go-ethereum simulated chain over HTTP and WebSocket JSON-RPC with the Echain\n" +
+			"contracts deployed, and drives every Echain operation at devchain.txs_per_block per\n" +
+			"devchain.block_time, injecting reorganisations when devchain.reorg_every is set.\n" +
+			"With the default configuration `echain-indexer run` in another terminal indexes it.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dc := e.cfg.Devchain
+			chain, err := devchainConfig(dc, false)
+			if err != nil {
+				return err
+			}
+			rc := devchain.RunConfig{
+				Chain:     chain,
+				Traffic:   trafficConfig(dc),
+				NoTraffic: dc.TxsPerBlock == 0,
+				ShowKeys:  showKeys,
+			}
+			if history > 0 {
+				dir, err := devchain.DefaultCacheDir()
+				if err != nil {
+					e.log.Warn("no cache directory: the history is built afresh", "err", err)
+				}
+				rc.History = devchain.HistoryConfig{Blocks: history, CacheDir: dir}
+			}
+			if dc.Seed == 1 {
+				fmt.Fprintln(e.stdout, "index it with: echain-indexer run   (the default configuration has these addresses)")
+			} else {
+				fmt.Fprintln(e.stdout, "devchain.seed is not 1: set the printed addresses (ECHAIN_CONTRACTS_*_ADDRESS) to index it")
+			}
+			if err := devchain.Run(cmd.Context(), rc, e.log.With("component", "devchain"), e.stdout); err != nil {
+				return fmt.Errorf("devchain: %w", err)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&showKeys, "show-keys", false, "print the funded accounts' private keys (dev-only keys derived from the seed)")
+	cmd.Flags().IntVar(&history, "history", 0, "pre-build this many blocks of dense traffic first (cached under ~/.cache/echain-indexer)")
+	return cmd
+}
+
+// devchainConfig maps the devchain.* keys; ephemeral picks free ports (the demo's chain is private).
+func devchainConfig(dc config.Devchain, ephemeral bool) (devchain.Config, error) {
+	c := devchain.Config{Seed: dc.Seed, MaxReorgDepth: max(20, dc.ReorgDepth)}
+	if ephemeral {
+		return c, nil
+	}
+	var err error
+	if c.HTTPHost, c.HTTPPort, err = hostPort("devchain.http_listen", dc.HTTPListen); err != nil {
+		return c, err
+	}
+	if c.WSHost, c.WSPort, err = hostPort("devchain.ws_listen", dc.WSListen); err != nil {
+		return c, err
+	}
+	c.MetadataAddr = dc.MetadataListen
+	return c, nil
+}
+
+func trafficConfig(dc config.Devchain) devchain.TrafficConfig {
+	return devchain.TrafficConfig{
+		Seed:          dc.Seed,
+		TxsPerBlock:   dc.TxsPerBlock,
+		BlockInterval: dc.BlockTime,
+		ReorgEvery:    dc.ReorgEvery,
+		ReorgMaxDepth: dc.ReorgDepth,
+	}
+}
+
+// startDevchain starts the dev chain for the demo, on free ports.
+func startDevchain(ctx context.Context, e *env, dc config.Devchain) (*devchain.Chain, error) {
+	c, err := devchainConfig(dc, true)
+	if err != nil {
+		return nil, err
+	}
+	chain, err := devchain.Start(ctx, c, e.log.With("component", "devchain"))
+	if err != nil {
+		return nil, fmt.Errorf("devchain: %w", err)
+	}
+	return chain, nil
+}
+
+func hostPort(key, listen string) (string, int, error) {
+	h, p, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", 0, &config.Error{Key: key, Err: err}
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil {
+		return "", 0, &config.Error{Key: key, Err: err}
+	}
+	return h, n, nil
+}
+
+// runTraffic drives the chain until ctx ends (nothing when devchain.txs_per_block is 0).
+func runTraffic(ctx context.Context, e *env, chain *devchain.Chain) error {
+	dc := e.cfg.Devchain
+	if dc.TxsPerBlock == 0 {
+		<-ctx.Done()
+		return nil
+	}
+	if err := devchain.NewTraffic(chain, trafficConfig(dc), e.log.With("component", "traffic")).Run(ctx); err != nil {
+		return fmt.Errorf("devchain traffic: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,154 @@
+// Command echain-indexer indexes the Echain event-ticketing contracts from an Ethereum node into
+// PostgreSQL and serves them over GraphQL. See README.md for running it and docs/ARCHITECTURE.md
+// for how it works.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/echain/echain-indexer/config"
+)
+
+func main() {
+	os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// Exit codes.
+const (
+	exitOK     = 0
+	exitFail   = 1
+	exitConfig = 2 // bad configuration or usage: fix the input, retrying will not help
+)
+
+// usageError marks errors that are the caller's input (flags, configuration).
+type usageError struct{ err error }
+
+func (u usageError) Error() string { return u.err.Error() }
+func (u usageError) Unwrap() error { return u.err }
+
+// Main runs the command line and returns the process's exit code. The first SIGINT/SIGTERM
+// cancels the command's context, which starts a clean shutdown; a second one exits at once.
+func Main(args []string, stdout, stderr io.Writer) int {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		select {
+		case s := <-sigs:
+			fmt.Fprintf(stderr, "echain-indexer: %s: shutting down (again to exit at once)\n", s)
+			cancel()
+		case <-ctx.Done():
+			return
+		}
+		select {
+		case <-sigs:
+			fmt.Fprintln(stderr, "echain-indexer: second signal: exiting now")
+			os.Exit(exitFail)
+		case <-ctx.Done():
+		}
+	}()
+
+	root := newRoot(stdout, stderr)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintln(stderr, err)
+	var ue usageError
+	var ce *config.Error
+	if errors.As(err, &ue) || errors.As(err, &ce) {
+		return exitConfig
+	}
+	return exitFail
+}
+
+// env is what every command gets: its configuration, logger and output streams.
+type env struct {
+	cfg    *config.Config
+	log    *slog.Logger
+	stdout io.Writer
+	stderr io.Writer
+}
+
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	e := &env{stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:   "echain-indexer",
+		Short: "Index the Echain contracts into PostgreSQL and serve them over GraphQL",
+		Long: "echain-indexer follows the Echain event-ticketing contracts over JSON-RPC, survives\n" +
+			"reorganisations, keeps the entities in PostgreSQL and serves them in The Graph's GraphQL dialect.\n\n" +
+			"Configuration: the built-in config.yaml, then --config FILE (or ./config.yaml), ECHAIN_* environment\n" +
+			"variables and flags. Secrets (ECHAIN_DATABASE_URL, ECHAIN_WEBHOOK_SECRETS) come from the environment only.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			if cmd.Annotations["config"] == "none" {
+				return nil
+			}
+			o, err := config.OptionsFromFlags(cmd.Flags())
+			if err != nil {
+				return usageError{err}
+			}
+			cfg, warnings, err := config.Load(o)
+			if err != nil {
+				return err
+			}
+			e.cfg = cfg
+			e.log = newLogger(stderr, cfg.Log)
+			for _, w := range warnings {
+				e.log.Warn(w)
+			}
+			return nil
+		},
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	config.AddFlags(root.PersistentFlags())
+	root.AddCommand(
+		newRunCmd(e),
+		newServeCmd(e),
+		newDevchainCmd(e),
+		newDemoCmd(e),
+		newMigrateCmd(e),
+		newResyncCmd(e),
+		newStatusCmd(e),
+		newVersionCmd(e),
+	)
+	return root
+}
+
+func newLogger(w io.Writer, c config.Log) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.Level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// shutdownContext is the context the clean-shutdown steps run under once ctx has ended: it
+// carries the configured deadline.
+func (e *env) shutdownContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), e.cfg.ShutdownTimeout)
+}
+
+// deadline returns an error when the clean shutdown took longer than allowed.
+func (e *env) overDeadline(started time.Time) error {
+	if took := time.Since(started); took > e.cfg.ShutdownTimeout {
+		return fmt.Errorf("clean shutdown took %s, past shutdown_timeout %s", took.Round(time.Millisecond), e.cfg.ShutdownTimeout)
+	}
+	return nil
+}

@@ -1,0 +1,177 @@
+// Package config loads echain-indexer's configuration: the built-in config.yaml, an optional
+// profile laid over it, an optional file of the operator's, ECHAIN_* environment variables and
+// flags, in that order of precedence. Every value is parsed strictly; a bad one fails with a single
+// line that names the key, the problem and where the value came from, and keys nobody reads are
+// reported instead of being silently ignored.
+package config
+
+//go:generate go run ./internal/embedgen ../config.yaml default.gen.yaml
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+)
+
+// Config is the validated configuration. Zero values never mean "unset": Load fills every field.
+type Config struct {
+	// Profile is the profile laid over the top level ("" for none).
+	Profile string
+	// File is the operator's config file that was read ("" when only the built-in one was).
+	File string
+
+	ChainID       uint64
+	RPC           RPC
+	Contracts     Contracts
+	Finality      Finality
+	Database      Database
+	History       History
+	Backfill      Backfill
+	API           API
+	Subscriptions Subscriptions
+	Metrics       Metrics
+	Webhook       Webhook
+	Metadata      Metadata
+	Log           Log
+	// ShutdownTimeout bounds a clean exit after SIGTERM/SIGINT.
+	ShutdownTimeout time.Duration
+	Devchain        Devchain
+}
+
+// RPC is how the indexer reaches the chain.
+type RPC struct {
+	WSURLs      []string // ws:// or wss://; WSURLs[i] and HTTPURLs[i] are endpoint i
+	HTTPURLs    []string // http:// or https://, at least one, in order of preference
+	Timeout     time.Duration
+	MaxAttempts int
+}
+
+// StartBlock is a contract's first block: a number, or Auto to find the deployment block on the
+// chain (FindDeploymentBlock).
+type StartBlock struct {
+	Auto   bool
+	Number uint64
+}
+
+func (s StartBlock) String() string {
+	if s.Auto {
+		return "auto"
+	}
+	return uitoa(s.Number)
+}
+
+// Contract is a fixed-address contract to follow.
+type Contract struct {
+	Name       string // the contract's name in the ABIs: "EventFactory"
+	Address    common.Address
+	StartBlock StartBlock
+}
+
+// Contracts are the Echain contracts at fixed addresses. EventTicket clones are discovered from
+// EventFactory's logs.
+type Contracts struct {
+	EventFactory     Contract
+	Marketplace      Contract
+	POAPAttendance   Contract
+	IncentiveManager Contract
+}
+
+// All lists the contracts in a fixed order.
+func (c *Contracts) All() []*Contract {
+	return []*Contract{&c.EventFactory, &c.Marketplace, &c.POAPAttendance, &c.IncentiveManager}
+}
+
+// Finality says when a block can no longer be reorganised away.
+type Finality struct {
+	Tag   string // "finalized" or "none"
+	Depth uint64 // blocks behind the head, when Tag is none or the node has no finalized block
+}
+
+// Database is the PostgreSQL the indexer writes and the API reads.
+type Database struct {
+	// URL is from ECHAIN_DATABASE_URL or DATABASE_URL only; empty means the server on
+	// 127.0.0.1:5432 (see URLOrLocal).
+	URL      string
+	MaxConns int32
+}
+
+// LocalURL is the database used when no URL is configured.
+const LocalURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+
+// URLOrLocal is the configured URL, or LocalURL.
+func (d Database) URLOrLocal() string {
+	if d.URL == "" {
+		return LocalURL
+	}
+	return d.URL
+}
+
+// History bounds the versions kept for time travel.
+type History struct {
+	RetentionBlocks uint64 // 0: keep everything
+}
+
+// Backfill tunes catching up with the chain.
+type Backfill struct {
+	RangeBlocks    int // first eth_getLogs window
+	MaxRangeBlocks int // largest eth_getLogs window
+	Concurrency    int // block ranges fetched at once
+}
+
+// API is the HTTP server of GraphQL, webhooks and health.
+type API struct {
+	Listen            string
+	CORSOrigins       []string
+	MaxFirst          int
+	MaxSkip           int
+	QueryTimeout      time.Duration
+	MaxDepth          int
+	MaxConcurrent     int
+	ReadyMaxLagBlocks uint64
+}
+
+// Subscriptions tunes GraphQL subscriptions over WebSocket.
+type Subscriptions struct {
+	MaxConnections   int
+	MaxPerConnection int
+	KeepAlive        time.Duration
+	Workers          int
+}
+
+// Metrics is the Prometheus listener.
+type Metrics struct {
+	Listen string // empty: off
+}
+
+// Webhook configures the Coinbase CDP webhook receiver.
+type Webhook struct {
+	Secrets       []string // CDP v2 (X-Hook0-Signature); from ECHAIN_WEBHOOK_SECRETS only
+	LegacySecrets []string // X-Coinbase-Signature / X-CC-Webhook-Signature; ECHAIN_WEBHOOK_LEGACY_SECRETS only
+	Networks      []string // CDP network labels accepted, e.g. base-sepolia
+	Tolerance     time.Duration
+}
+
+// Metadata is how event metadata documents are fetched.
+type Metadata struct {
+	Gateway string // base URL for ipfs:// URIs, ends with "/"
+	Timeout time.Duration
+}
+
+// Log configures the process logger.
+type Log struct {
+	Level  slog.Level
+	Format string // "text" or "json"
+}
+
+// Devchain configures the dev chain of `devchain` and `demo`.
+type Devchain struct {
+	HTTPListen     string
+	WSListen       string
+	MetadataListen string
+	Seed           int64
+	BlockTime      time.Duration
+	TxsPerBlock    int
+	ReorgEvery     int // blocks between reorganisations; 0: never
+	ReorgDepth     int
+}

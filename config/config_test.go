@@ -1,0 +1,514 @@
+package config
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/crypto"
+	"github.com/ethereum/go-ethereum/ethclient/simulated"
+	"github.com/ethereum/go-ethereum/params"
+	"github.com/spf13/pflag"
+)
+
+// isolate runs the test in an empty directory (no ./config.yaml) with no ECHAIN_ variables.
+func isolate(t *testing.T) {
+	t.Helper()
+	t.Chdir(t.TempDir())
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, "ECHAIN_") || name == "DATABASE_URL" {
+			t.Setenv(name, "")
+			os.Unsetenv(name)
+		}
+	}
+}
+
+func load(t *testing.T, o Options) *Config {
+	t.Helper()
+	c, _, err := Load(o)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	return c
+}
+
+func loadErr(t *testing.T, o Options) string {
+	t.Helper()
+	_, _, err := Load(o)
+	if err == nil {
+		t.Fatal("Load succeeded; want an error")
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "\n") {
+		t.Errorf("error spans several lines: %q", msg)
+	}
+	if !strings.HasPrefix(msg, "config: ") {
+		t.Errorf("error does not start with config: %q", msg)
+	}
+	return msg
+}
+
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "my.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestEmbeddedCopyIsCurrent(t *testing.T) {
+	repo, err := os.ReadFile("../config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, body, ok := bytes.Cut(builtin, []byte("\n"))
+	if !ok || !bytes.Equal(body, repo) {
+		t.Fatal("config/default.gen.yaml differs from config.yaml: run `make generate`")
+	}
+}
+
+func TestBuiltinDefaults(t *testing.T) {
+	isolate(t)
+	c := load(t, Options{})
+	if c.File != "" || c.Profile != "" {
+		t.Errorf("file %q profile %q, want none", c.File, c.Profile)
+	}
+	if c.ChainID != 1337 {
+		t.Errorf("chain id %d", c.ChainID)
+	}
+	if got := strings.Join(c.RPC.WSURLs, ","); got != "ws://127.0.0.1:8546" {
+		t.Errorf("ws urls %q", got)
+	}
+	if got := strings.Join(c.RPC.HTTPURLs, ","); got != "http://127.0.0.1:8545" {
+		t.Errorf("http urls %q", got)
+	}
+	if c.Finality.Tag != "none" || c.Finality.Depth != 64 {
+		t.Errorf("finality %+v", c.Finality)
+	}
+	if c.API.Listen != "127.0.0.1:8000" || c.Metrics.Listen != "127.0.0.1:9100" {
+		t.Errorf("listen %q / %q", c.API.Listen, c.Metrics.Listen)
+	}
+	if c.ShutdownTimeout != 30*time.Second || c.RPC.Timeout != 15*time.Second || c.RPC.MaxAttempts != 6 {
+		t.Errorf("timeouts %v %v", c.ShutdownTimeout, c.RPC.Timeout)
+	}
+	if c.Database.URL != "" || c.Database.URLOrLocal() != LocalURL {
+		t.Errorf("database url %q", c.Database.URL)
+	}
+	if c.Metadata.Gateway != "http://127.0.0.1:8547/ipfs/" {
+		t.Errorf("gateway %q", c.Metadata.Gateway)
+	}
+	for _, ct := range c.Contracts.All() {
+		if ct.Name == "" || ct.Address == (common.Address{}) || ct.StartBlock.Auto {
+			t.Errorf("contract %+v", ct)
+		}
+	}
+}
+
+func TestBaseSepoliaProfile(t *testing.T) {
+	isolate(t)
+	for _, o := range []Options{{Profile: "base-sepolia"}, {Profile: "BASE-SEPOLIA"}} {
+		c := load(t, o)
+		if c.ChainID != 84532 || c.Profile != "base-sepolia" {
+			t.Fatalf("chain %d profile %q", c.ChainID, c.Profile)
+		}
+		want := map[string]string{ // ../shared/echain/SOURCE.txt
+			"EventFactory":     "0xA97cB40548905B05A67fCD4765438aFBEA4030fc",
+			"POAPAttendance":   "0x08344CfBfB3afB2e114A0dbABbaF40e7eB62FD33",
+			"IncentiveManager": "0x1cfDae689817B954b72512bC82f23F35B997617D",
+			"Marketplace":      "0xD061393A54784da5Fea48CC845163aBc2B11537A",
+		}
+		for _, ct := range c.Contracts.All() {
+			if ct.Address.Hex() != want[ct.Name] {
+				t.Errorf("%s at %s, want %s", ct.Name, ct.Address.Hex(), want[ct.Name])
+			}
+			if !ct.StartBlock.Auto {
+				t.Errorf("%s start block %v, want auto", ct.Name, ct.StartBlock)
+			}
+		}
+		if len(c.RPC.WSURLs) != 0 || c.Finality.Tag != "finalized" || c.Metadata.Gateway != "https://ipfs.io/ipfs/" {
+			t.Errorf("ws %v finality %+v", c.RPC.WSURLs, c.Finality)
+		}
+		// Keys the profile leaves alone keep the top level's value.
+		if c.API.MaxFirst != 1000 || c.Backfill.RangeBlocks != 1000 || c.Finality.Depth != 64 {
+			t.Errorf("max_first %d range %d", c.API.MaxFirst, c.Backfill.RangeBlocks)
+		}
+	}
+	t.Setenv("ECHAIN_PROFILE", "base-sepolia")
+	if c := load(t, Options{}); c.ChainID != 84532 {
+		t.Errorf("ECHAIN_PROFILE ignored: chain %d", c.ChainID)
+	}
+	msg := loadErr(t, Options{Profile: "mainnet"})
+	if !strings.Contains(msg, "profile") || !strings.Contains(msg, "base-sepolia") {
+		t.Errorf("unknown profile error %q", msg)
+	}
+}
+
+func TestPrecedence(t *testing.T) {
+	isolate(t)
+	file := writeFile(t, "chain_id: 5\napi:\n  max_first: 50\nprofiles:\n  base-sepolia:\n    api:\n      max_skip: 7\n")
+	c := load(t, Options{File: file, Profile: "base-sepolia"})
+	// The operator's file beats the profile, which beats the built-in top level.
+	if c.ChainID != 5 || c.API.MaxFirst != 50 || c.API.MaxSkip != 7 {
+		t.Errorf("chain %d first %d skip %d", c.ChainID, c.API.MaxFirst, c.API.MaxSkip)
+	}
+	if c.Contracts.EventFactory.Address.Hex() != "0xA97cB40548905B05A67fCD4765438aFBEA4030fc" {
+		t.Errorf("profile address lost: %s", c.Contracts.EventFactory.Address.Hex())
+	}
+	// Environment beats the file; flags beat the environment.
+	t.Setenv("ECHAIN_CHAIN_ID", "6")
+	t.Setenv("ECHAIN_API_MAX_FIRST", "60")
+	c = load(t, Options{File: file, Set: map[string]string{"api.max_first": "70"}})
+	if c.ChainID != 6 || c.API.MaxFirst != 70 {
+		t.Errorf("chain %d first %d", c.ChainID, c.API.MaxFirst)
+	}
+	// ECHAIN_CONFIG names the file; ./config.yaml is read when present.
+	os.Unsetenv("ECHAIN_CHAIN_ID")
+	t.Setenv("ECHAIN_CONFIG", file)
+	if c := load(t, Options{}); c.File != file || c.ChainID != 5 {
+		t.Errorf("ECHAIN_CONFIG: file %q chain %d", c.File, c.ChainID)
+	}
+	os.Unsetenv("ECHAIN_CONFIG")
+	if err := os.WriteFile(DefaultFile, []byte("chain_id: 9\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if c := load(t, Options{}); c.File != DefaultFile || c.ChainID != 9 {
+		t.Errorf("./config.yaml: file %q chain %d", c.File, c.ChainID)
+	}
+}
+
+func TestEnvLists(t *testing.T) {
+	isolate(t)
+	t.Setenv("ECHAIN_RPC_WS_URL", "wss://base-sepolia.core.chainstack.com/ws/KEY1, wss://b.example/ws")
+	t.Setenv("ECHAIN_RPC_HTTP_URL", "https://base-sepolia.core.chainstack.com/KEY1,https://a.example/KEY2")
+	t.Setenv("ECHAIN_API_CORS_ORIGINS", "https://app.echain.xyz,http://localhost:3000")
+	c := load(t, Options{})
+	if len(c.RPC.WSURLs) != 2 || c.RPC.WSURLs[1] != "wss://b.example/ws" {
+		t.Errorf("ws urls %q", c.RPC.WSURLs)
+	}
+	if len(c.RPC.HTTPURLs) != 2 || len(c.API.CORSOrigins) != 2 {
+		t.Errorf("http %q cors %q", c.RPC.HTTPURLs, c.API.CORSOrigins)
+	}
+}
+
+func TestSecretsOnlyFromEnv(t *testing.T) {
+	isolate(t)
+	t.Setenv("DATABASE_URL", "postgres://u:pw@db:5432/a")
+	if c := load(t, Options{}); c.Database.URL != "postgres://u:pw@db:5432/a" {
+		t.Errorf("DATABASE_URL: %q", c.Database.URL)
+	}
+	t.Setenv("ECHAIN_DATABASE_URL", "postgres://u:pw@db:5432/b")
+	if c := load(t, Options{}); c.Database.URL != "postgres://u:pw@db:5432/b" {
+		t.Errorf("ECHAIN_DATABASE_URL should win: %q", c.Database.URL)
+	}
+	t.Setenv("ECHAIN_WEBHOOK_SECRETS", "0123456789abcdef0123,fedcba9876543210fedc")
+	if c := load(t, Options{}); len(c.Webhook.Secrets) != 2 {
+		t.Errorf("secrets %d", len(c.Webhook.Secrets))
+	}
+
+	msg := loadErr(t, Options{File: writeFile(t, "database:\n  url: postgres://u:secret@h/db\n")})
+	if !strings.Contains(msg, "database.url") || !strings.Contains(msg, "ECHAIN_DATABASE_URL") || strings.Contains(msg, "secret@") {
+		t.Errorf("secret in file: %q", msg)
+	}
+	msg = loadErr(t, Options{File: writeFile(t, "profiles:\n  x:\n    webhook:\n      secrets: [abcdefabcdefabcdefab]\n")})
+	if !strings.Contains(msg, "profiles.x.webhook.secrets") || strings.Contains(msg, "abcdef") {
+		t.Errorf("secret in profile: %q", msg)
+	}
+	msg = loadErr(t, Options{Set: map[string]string{"database.url": "postgres://h/db"}})
+	if !strings.Contains(msg, "database.url") || !strings.Contains(msg, "environment") {
+		t.Errorf("secret by flag: %q", msg)
+	}
+	t.Setenv("ECHAIN_DATABASE_URL", "postgres://u:hunter2@h:notaport/db")
+	msg = loadErr(t, Options{})
+	if !strings.Contains(msg, "database.url") || strings.Contains(msg, "hunter2") {
+		t.Errorf("bad database url leaks or lacks the key: %q", msg)
+	}
+}
+
+func TestUnknownKeys(t *testing.T) {
+	isolate(t)
+	cases := map[string]string{
+		"rpc:\n  wsurl: [ws://x:1]\n":                 "rpc.wsurl: unknown key (did you mean rpc.ws_url?)",
+		"chainid: 5\n":                                "chainid: unknown key (did you mean chain_id?)",
+		"rpc: ws://x:1\n":                             "rpc: expected a mapping",
+		"profiles:\n  p:\n    api:\n      lisen: x\n": "profiles.p.api.lisen: unknown key (did you mean api.listen?)",
+		"totally_unrelated_setting: 1\n":              "totally_unrelated_setting: unknown key",
+	}
+	for body, want := range cases {
+		msg := loadErr(t, Options{File: writeFile(t, body)})
+		if !strings.Contains(msg, want) || !strings.Contains(msg, "my.yaml") {
+			t.Errorf("%q: got %q, want it to contain %q and the file", body, msg, want)
+		}
+	}
+	msg := loadErr(t, Options{Set: map[string]string{"api.lissten": "x"}})
+	if !strings.Contains(msg, "api.lissten") || !strings.Contains(msg, "did you mean api.listen") {
+		t.Errorf("--set unknown key: %q", msg)
+	}
+	t.Setenv("ECHAIN_RPC_WSURL", "ws://x:1")
+	_, warnings, err := Load(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "ECHAIN_RPC_WSURL") {
+		t.Errorf("warnings %q", warnings)
+	}
+}
+
+// TestEveryKeyRejectsABadValue gives each key a bad value through the environment and checks the
+// one-line error names the key and the variable. A key added without a case here fails.
+func TestEveryKeyRejectsABadValue(t *testing.T) {
+	bad := map[string]string{
+		"chain_id":                                "mainnet",
+		"rpc.ws_url":                              "http://127.0.0.1:8546",
+		"rpc.http_url":                            "ws://127.0.0.1:8545",
+		"rpc.timeout":                             "30",
+		"rpc.max_attempts":                        "0",
+		"contracts.event_factory.address":         "0x1234",
+		"contracts.event_factory.start_block":     "soon",
+		"contracts.marketplace.address":           "0xd061393a54784da5fea48cc845163abc2b11537A",
+		"contracts.marketplace.start_block":       "-5",
+		"contracts.poap_attendance.address":       "0x0000000000000000000000000000000000000000",
+		"contracts.poap_attendance.start_block":   "1.5",
+		"contracts.incentive_manager.address":     "1cfDae689817B954b72512bC82f23F35B997617D",
+		"contracts.incentive_manager.start_block": "99999999999",
+		"finality.tag":                            "latest",
+		"finality.depth":                          "0",
+		"database.url":                            "postgres://h:port/db",
+		"database.max_conns":                      "1",
+		"history.retention_blocks":                "forever",
+		"backfill.range_blocks":                   "0",
+		"backfill.concurrency":                    "1000",
+		"backfill.max_range_blocks":               "many",
+		"api.listen":                              "8000",
+		"api.cors_origins":                        "app.echain.xyz",
+		"api.max_first":                           "0",
+		"api.max_skip":                            "0",
+		"api.query_timeout":                       "0s",
+		"api.ready_max_lag_blocks":                "x",
+		"api.max_depth":                           "1",
+		"api.max_concurrent":                      "none",
+		"webhook.legacy_secrets":                  "tiny",
+		"webhook.networks":                        "Base Sepolia",
+		"metrics.listen":                          "localhost:http",
+		"subscriptions.max_connections":           "0",
+		"subscriptions.max_per_connection":        "lots",
+		"subscriptions.keepalive":                 "12",
+		"subscriptions.workers":                   "-2",
+		"webhook.secrets":                         "short",
+		"webhook.tolerance":                       "5",
+		"metadata.gateway":                        "ipfs.io",
+		"metadata.timeout":                        "ten seconds",
+		"log.level":                               "verbose",
+		"log.format":                              "xml",
+		"shutdown_timeout":                        "forever",
+		"devchain.http_listen":                    "127.0.0.1",
+		"devchain.ws_listen":                      "127.0.0.1:99999",
+		"devchain.seed":                           "0x1",
+		"devchain.metadata_listen":                "nowhere",
+		"devchain.block_time":                     "1",
+		"devchain.txs_per_block":                  "lots",
+		"devchain.reorg_every":                    "-3",
+		"devchain.reorg_depth":                    "0",
+	}
+	isolate(t)
+	for _, k := range Keys() {
+		val, ok := bad[k.Name]
+		if !ok {
+			t.Errorf("no bad-value case for key %s", k.Name)
+			continue
+		}
+		delete(bad, k.Name)
+		t.Run(k.Name, func(t *testing.T) {
+			t.Setenv(k.Env[0], val)
+			msg := loadErr(t, Options{})
+			if !strings.HasPrefix(msg, "config: "+k.Name+": ") || !strings.HasSuffix(msg, "(from $"+k.Env[0]+")") {
+				t.Errorf("error %q does not name %s and $%s", msg, k.Name, k.Env[0])
+			}
+			_, _, e := Load(Options{})
+			var ce *Error
+			if !errors.As(e, &ce) || ce.Key != k.Name {
+				t.Errorf("not a *config.Error for %s", k.Name)
+			}
+		})
+	}
+	for k := range bad {
+		t.Errorf("bad-value case for a key that does not exist: %s", k)
+	}
+}
+
+func TestBadValuesInFileAndFlags(t *testing.T) {
+	isolate(t)
+	msg := loadErr(t, Options{File: writeFile(t, "rpc:\n  timeout: 30\n")})
+	if !strings.Contains(msg, "rpc.timeout: 30 has no unit") || !strings.Contains(msg, "my.yaml") {
+		t.Errorf("file: %q", msg)
+	}
+	msg = loadErr(t, Options{Set: map[string]string{"log.level": "loud"}})
+	if msg != `config: log.level: "loud" is not one of debug, info, warn, error (from --log-level)` {
+		t.Errorf("flag: %q", msg)
+	}
+	// YAML reads a short 0x literal as a number: refused, not truncated.
+	msg = loadErr(t, Options{File: writeFile(t, "contracts:\n  event_factory:\n    address: 0x1f\n")})
+	if !strings.Contains(msg, "contracts.event_factory.address: expected a quoted 0x… address") {
+		t.Errorf("numeric address: %q", msg)
+	}
+	// A full-length address needs no quotes.
+	c := load(t, Options{File: writeFile(t, "contracts:\n  event_factory:\n    address: 0x1cfDae689817B954b72512bC82f23F35B997617D\n")})
+	if c.Contracts.EventFactory.Address.Hex() != "0x1cfDae689817B954b72512bC82f23F35B997617D" {
+		t.Errorf("unquoted address: %s", c.Contracts.EventFactory.Address.Hex())
+	}
+	// Several problems still make one line.
+	msg = loadErr(t, Options{Set: map[string]string{"log.level": "loud", "log.format": "xml"}})
+	if !strings.Contains(msg, "log.level") || !strings.Contains(msg, "log.format") {
+		t.Errorf("two errors: %q", msg)
+	}
+}
+
+func TestCrossKeyRules(t *testing.T) {
+	isolate(t)
+	cases := []struct {
+		set  map[string]string
+		want string
+	}{
+		{map[string]string{"rpc.http_url": ""}, "config: rpc.http_url: at least one HTTP endpoint"},
+		{map[string]string{"rpc.ws_url": "ws://a:1,ws://b:1"}, "config: rpc.ws_url: 2 WebSocket URLs for 1 HTTP URLs"},
+		{map[string]string{"backfill.range_blocks": "20000"}, "config: backfill.range_blocks: 20000 is above backfill.max_range_blocks 10000"},
+		{map[string]string{"metrics.listen": "0.0.0.0:8000"}, "config: metrics.listen: 0.0.0.0:8000 is also api.listen"},
+		{map[string]string{"contracts.marketplace.address": "0xf9d1a0aE6Ef88328FfC7B71Cf555Ed86744e0211"},
+			"config: contracts.marketplace.address: same address as contracts.event_factory.address"},
+	}
+	for _, tc := range cases {
+		if msg := loadErr(t, Options{Set: tc.set}); !strings.HasPrefix(msg, tc.want) {
+			t.Errorf("%v: got %q, want %q", tc.set, msg, tc.want)
+		}
+	}
+	// Finality by tag alone is fine.
+	c := load(t, Options{Set: map[string]string{"finality.tag": "finalized"}})
+	if c.Finality.Tag != "finalized" || c.Finality.Depth != 64 {
+		t.Errorf("finality %+v", c.Finality)
+	}
+	// Metrics can be switched off.
+	if c := load(t, Options{Set: map[string]string{"metrics.listen": ""}}); c.Metrics.Listen != "" {
+		t.Errorf("metrics listen %q", c.Metrics.Listen)
+	}
+}
+
+func TestFlags(t *testing.T) {
+	isolate(t)
+	fs := pflag.NewFlagSet("x", pflag.ContinueOnError)
+	AddFlags(fs)
+	if err := fs.Parse([]string{"--profile", "base-sepolia", "--rpc-ws-url", "wss://n.example/ws/k", "--set", "api.max_first=9", "--log-level=debug"}); err != nil {
+		t.Fatal(err)
+	}
+	o, err := OptionsFromFlags(fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := load(t, o)
+	if c.Profile != "base-sepolia" || c.API.MaxFirst != 9 || len(c.RPC.WSURLs) != 1 || c.Log.Level.String() != "DEBUG" {
+		t.Errorf("flags not applied: %+v", c)
+	}
+	fs = pflag.NewFlagSet("x", pflag.ContinueOnError)
+	AddFlags(fs)
+	_ = fs.Parse([]string{"--set", "novalue"})
+	if _, err := OptionsFromFlags(fs); err == nil || !strings.Contains(err.Error(), "key=value") {
+		t.Errorf("--set without =: %v", err)
+	}
+}
+
+func TestRedact(t *testing.T) {
+	for in, want := range map[string]string{
+		"wss://base-sepolia.core.chainstack.com/ws/0123abcd": "wss://base-sepolia.core.chainstack.com/…",
+		"https://user:pw@node.example:8545":                  "https://node.example:8545/…",
+		"http://127.0.0.1:8545":                              "http://127.0.0.1:8545",
+		"https://rpc.example/?key=abc":                       "https://rpc.example/…",
+	} {
+		if got := Redact(in); got != want {
+			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// runtimeOnlyInitcode deploys a contract whose code is the single byte STOP.
+var runtimeOnlyInitcode = common.FromHex("6001600c60003960016000f300")
+
+func TestFindDeploymentBlock(t *testing.T) {
+	key, _ := crypto.GenerateKey()
+	from := crypto.PubkeyToAddress(key.PublicKey)
+	sim := simulated.NewBackend(types.GenesisAlloc{from: {Balance: big.NewInt(1e18)}})
+	defer sim.Close()
+	client := sim.Client()
+	ctx := context.Background()
+
+	for i := 0; i < 37; i++ {
+		sim.Commit()
+	}
+	chainID, _ := client.ChainID(ctx)
+	tip, _ := client.SuggestGasTipCap(ctx)
+	head, _ := client.HeaderByNumber(ctx, nil)
+	tx := types.MustSignNewTx(key, types.LatestSignerForChainID(chainID), &types.DynamicFeeTx{
+		ChainID: chainID, Nonce: 0, GasTipCap: tip, GasFeeCap: new(big.Int).Add(head.BaseFee, big.NewInt(2*params.GWei)),
+		Gas: 100_000, Data: runtimeOnlyInitcode,
+	})
+	if err := client.SendTransaction(ctx, tx); err != nil {
+		t.Fatal(err)
+	}
+	sim.Commit() // block 38
+	for i := 0; i < 21; i++ {
+		sim.Commit()
+	}
+	receipt, err := client.TransactionReceipt(ctx, tx.Hash())
+	if err != nil || receipt.Status != types.ReceiptStatusSuccessful {
+		t.Fatalf("deploy: %v %+v", err, receipt)
+	}
+	addr := receipt.ContractAddress
+	got, err := FindDeploymentBlock(ctx, client, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != receipt.BlockNumber.Uint64() || got != 38 {
+		t.Errorf("deployment block %d, receipt says %d", got, receipt.BlockNumber)
+	}
+
+	// No code at the head: a clear error, not block 0.
+	_, err = FindDeploymentBlock(ctx, client, common.HexToAddress("0x00000000000000000000000000000000000000aa"))
+	if err == nil || !strings.Contains(err.Error(), "no contract there") {
+		t.Errorf("missing contract: %v", err)
+	}
+
+	isolate(t)
+	c := load(t, Options{Set: map[string]string{}})
+	c.Contracts.Marketplace.Address = addr
+	c.Contracts.Marketplace.StartBlock = StartBlock{Auto: true}
+	if err := c.ResolveStartBlocks(ctx, client, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	if sb := c.Contracts.Marketplace.StartBlock; sb.Auto || sb.Number != 38 {
+		t.Errorf("resolved start block %v", sb)
+	}
+}
+
+// TestREADMEDocumentsEveryKey keeps the configuration reference complete.
+func TestREADMEDocumentsEveryKey(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range Keys() {
+		if !bytes.Contains(readme, []byte("`"+k.Name+"`")) {
+			t.Errorf("README.md does not document %s", k.Name)
+		}
+		if k.Secret && !bytes.Contains(readme, []byte(k.Env[0])) {
+			t.Errorf("README.md does not name %s for the secret %s", k.Env[0], k.Name)
+		}
+	}
+}
