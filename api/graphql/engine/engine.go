@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"time"
 
@@ -45,6 +46,9 @@ type Options struct {
 	CORSOrigins []string
 	// DisableGraphiQL stops serving the GraphiQL page to browsers.
 	DisableGraphiQL bool
+	// DisableFastPath answers every request with graphql-go's executor (fast.go explains the
+	// fast path); for comparing the two.
+	DisableFastPath bool
 }
 
 func (o *Options) defaults() {
@@ -130,6 +134,9 @@ type Engine struct {
 	coll   collation
 	bind   Binding
 	plans  plans
+	fast   *fastSchema // nil: no fast path
+	// stmtTimeout is StatementTimeout in milliseconds, as set_config takes it.
+	stmtTimeout string
 }
 
 // New prepares the API of sch over the store reached through pool.
@@ -158,8 +165,9 @@ func New(pool *pgxpool.Pool, sch *schema.Schema, bind Binding, opts Options) (*E
 			Deployment: opts.Deployment, MaxFirst: opts.MaxFirst, MaxSkip: opts.MaxSkip,
 			MaxEntities: opts.MaxResultEntities, StatementTimeout: opts.StatementTimeout,
 		},
-		slots: make(chan struct{}, opts.MaxConcurrent),
-		ops:   opNames{names: map[string]bool{}},
+		slots:       make(chan struct{}, opts.MaxConcurrent),
+		ops:         opNames{names: map[string]bool{}},
+		stmtTimeout: strconv.FormatInt(opts.StatementTimeout.Milliseconds(), 10),
 	}
 	if e.met, err = newMetrics(opts.Registerer); err != nil {
 		return nil, fmt.Errorf("graphql: metrics: %w", err)
@@ -177,6 +185,11 @@ func New(pool *pgxpool.Pool, sch *schema.Schema, bind Binding, opts Options) (*E
 	if err != nil {
 		return nil, fmt.Errorf("graphql: the generated resolvers do not fit the API schema (run `go generate ./...`): %w", err)
 	}
+	if !opts.DisableFastPath {
+		if e.fast, err = newFastSchema(m.sdl(opts.DefaultFirst)); err != nil {
+			return nil, fmt.Errorf("graphql: the API schema does not load for the fast path: %w", err)
+		}
+	}
 	return e, nil
 }
 
@@ -189,6 +202,8 @@ type Result struct {
 	Errors []*gqlerrors.QueryError
 	// Statements is the number of SQL statements the query ran (BEGIN and the cursor read included).
 	Statements int
+	// RoundTrips is the number of exchanges with PostgreSQL it took (COMMIT included).
+	RoundTrips int
 }
 
 // JSON renders the response body.
@@ -203,23 +218,34 @@ func (e *Engine) Execute(ctx context.Context, req Request, eo ExecOptions) *Resu
 			"too many concurrent queries (limit max_concurrent = %d); retry shortly", cap(e.slots)))}}
 	}
 	defer func() { <-e.slots }()
-	s := &session{e: e, ctx: ctx, at: eo.AtBlock, collate: e.textCollation(ctx), plan: e.plans.get(req.Query)}
+	p := e.plans.get(req.Query)
+	var atHash []byte
 	if eo.AtHash != "" {
 		h, err := coerceBytes(eo.AtHash)
 		if err != nil || eo.AtBlock <= 0 {
 			return &Result{Errors: []*gqlerrors.QueryError{queryError(errorf(codeBadBlock, "ExecOptions.AtHash needs AtBlock and a 0x hex hash, got %q", eo.AtHash))}}
 		}
-		s.atHash = h
+		atHash = h
+	}
+	newSession := func() *session {
+		return &session{e: e, ctx: ctx, at: eo.AtBlock, atHash: atHash, collate: e.textCollation(ctx), plan: p}
 	}
 	query := req.Query
-	if s.plan.asQuery != "" {
+	if p.asQuery != "" {
 		// A subscription is answered like the query with the same selection; the caller (the
 		// subscription server) decides when to run it again.
-		query = s.plan.asQuery
+		query = p.asQuery
 	}
+	if op := e.fastOperation(p, query, req.OperationName); op != nil {
+		if res, ok := e.fastExecute(ctx, newSession(), op, req.Variables); ok {
+			return res
+		}
+		// Not a plain success: graphql-go answers it from the start, errors and all.
+	}
+	s := newSession()
 	resp := e.schema.Exec(withSession(ctx, s), query, req.OperationName, req.Variables)
 	s.close(ctx)
-	res := &Result{Data: resp.Data, Errors: resp.Errors, Statements: s.statements}
+	res := &Result{Data: resp.Data, Errors: resp.Errors, Statements: s.statements, RoundTrips: s.roundTrips}
 	for _, qe := range res.Errors {
 		annotate(qe)
 	}

@@ -82,16 +82,24 @@ func (s *session) loadByIDs(ctx context.Context, e *entity, lc *loadCols, b boun
 		return by, nil
 	}
 	q := s.builder(b)
-	var cond string
-	if len(ids) == 1 {
-		cond = col("c", e.Columns[0]) + " = " + q.param(ids[0]) + "::text"
-	} else {
-		cond = col("c", e.Columns[0]) + " = ANY(" + q.param(ids) + "::text[])"
-	}
-	sql := "SELECT " + lc.sel + " FROM " + e.table + " c" + where(cond, q.visible(e, "c"))
+	sql := refSQL(q, e, lc, ids)
 	g := newGroup(s, e, b)
 	err := s.readAt(ctx, sql, q.args, func(rows pgx.Rows) error { return s.scanNodes(rows, g, lc, false, nil, by) })
 	return by, err
+}
+
+// refSQL reads the entities with the given ids. Several ids are probed one by one (LATERAL)
+// rather than with `id = ANY($1)`: the API runs generic plans, and for a small table the generic
+// plan of `= ANY` scans the whole table (or another index of it) comparing each row with every id
+// (the organizers of an events page: 500 rows x 20 ids per query).
+func refSQL(q *builder, e *entity, lc *loadCols, ids []string) string {
+	if len(ids) == 1 {
+		cond := col("c", e.Columns[0]) + " = " + q.param(ids[0]) + "::text"
+		return "SELECT " + lc.sel + " FROM " + e.table + " c" + where(cond, q.visible(e, "c"))
+	}
+	ps := q.param(ids)
+	return "SELECT " + lc.sel + " FROM unnest(" + ps + "::text[]) AS p(id) CROSS JOIN LATERAL (SELECT c.* FROM " + e.table + " c" +
+		where(col("c", e.Columns[0])+" = p.id", q.visible(e, "c")) + " LIMIT 1) c"
 }
 
 // checkList validates the collection arguments every list field shares.

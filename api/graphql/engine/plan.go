@@ -21,6 +21,13 @@ type plan struct {
 	ops     int             // operations in the document
 	mu      sync.Mutex
 	loads   map[planKey]*loadCols
+	// doc is the parsed document (nil when it does not parse); fast holds the fast path's
+	// compiled operations (fast.go).
+	doc  *ast.QueryDocument
+	fast fastPlans
+	// label is the operation name for the metrics when the request names none.
+	label     string
+	labelOnce sync.Once
 }
 
 type planKey struct {
@@ -42,6 +49,7 @@ func buildPlan(query string) *plan {
 	if err != nil {
 		return p
 	}
+	p.doc = doc
 	p.children = map[string]map[string]bool{}
 	frags := map[string]*ast.FragmentDefinition{}
 	for _, f := range doc.Fragments {

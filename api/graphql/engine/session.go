@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -45,6 +44,7 @@ type session struct {
 	errorBlock *int64       // lowest block with a recorded indexing error
 	entities   atomic.Int64 // entities loaded so far
 	statements int
+	roundTrips int
 }
 
 type sessionKey struct{}
@@ -149,11 +149,12 @@ func (s *session) begin(ctx context.Context, spec *BlockHeight, q string, args [
 	s.begun = true
 	b := &pgx.Batch{}
 	b.BeginTx(pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
-	b.Queue(headSQL, strconv.FormatInt(s.e.cfg.StatementTimeout.Milliseconds(), 10))
+	b.Queue(headSQL, s.e.stmtTimeout)
 	if q != "" {
 		b.Queue(q, args...)
 	}
 	s.statements += b.Len()
+	s.roundTrips++
 	br := conn.SendBatch(sctx, b)
 	if _, err := br.Exec(); err != nil {
 		br.Close()
@@ -208,6 +209,7 @@ func (s *session) begin(ctx context.Context, spec *BlockHeight, q string, args [
 
 func (s *session) run(ctx context.Context, q string, args []any, scan func(pgx.Rows) error) error {
 	s.statements++
+	s.roundTrips++
 	sctx, cancel := s.stmtCtx(ctx)
 	defer cancel()
 	rows, err := s.conn.Query(sctx, q, args...)
@@ -349,6 +351,7 @@ func (s *session) numberOfHash(ctx context.Context, h Bytes) (int64, error) {
 	}
 	var n int64
 	s.statements++
+	s.roundTrips++
 	sctx, cancel := s.stmtCtx(ctx)
 	defer cancel()
 	err = s.conn.QueryRow(sctx, `SELECT number FROM indexer.blocks WHERE hash = $1`, raw).Scan(&n)
@@ -369,6 +372,7 @@ func (s *session) blockAt(ctx context.Context, n int64) (*blockInfo, error) {
 	bi := &blockInfo{Number: n}
 	var ts int64
 	s.statements++
+	s.roundTrips++
 	sctx, cancel := s.stmtCtx(ctx)
 	defer cancel()
 	err := s.conn.QueryRow(sctx, `SELECT hash, parent_hash, "timestamp" FROM indexer.blocks WHERE number = $1`, n).Scan(&bi.Hash, &bi.ParentHash, &ts)
@@ -409,6 +413,7 @@ func (s *session) close(ctx context.Context) {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.e.cfg.StatementTimeout)
 	defer cancel()
 	if s.tx != nil {
+		s.roundTrips++
 		if s.err == nil && ctx.Err() == nil {
 			err = s.tx.Commit(cctx)
 		} else {

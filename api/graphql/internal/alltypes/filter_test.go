@@ -28,6 +28,7 @@ type fixture struct {
 	sch              *schema.Schema
 	w                *gqltest.Writer
 	h                *engine.Handler
+	ref              *engine.Handler // graphql-go's executor only (DisableFastPath)
 	o                *oracle
 }
 
@@ -119,7 +120,9 @@ func seed(t *testing.T) *fixture {
 	must(w.Analyze(ctx))
 	e, err := engine.New(pool, sch, Binding(), engine.Options{})
 	must(err)
-	return &fixture{sch: sch, w: w, h: engine.NewHandler(e), o: &oracle{sch: sch, w: w, block: 10}}
+	ref, err := engine.New(pool, sch, Binding(), engine.Options{DisableFastPath: true})
+	must(err)
+	return &fixture{sch: sch, w: w, h: engine.NewHandler(e), ref: engine.NewHandler(ref), o: &oracle{sch: sch, w: w, block: 10}}
 }
 
 // jsonValue renders a stored value the way a client sends it in variables.
@@ -187,6 +190,10 @@ func (fx *fixture) run(t *testing.T, name string, q query, block *int64) {
 	gq := fmt.Sprintf(`query($w: %[1]s_filter, $o: %[1]s_orderBy, $d: OrderDirection, $f: Int, $s: Int, $b: Block_height) {
   r: %[2]s(where: $w, orderBy: $o, orderDirection: $d, first: $f, skip: $s, block: $b) { id } }`, q.typ, plural)
 	resp := gqltest.Post(t, fx.h, gq, sent)
+	// The fast path answers byte for byte as graphql-go's executor does (errors included).
+	if ref := gqltest.Post(t, fx.ref, gq, sent); string(ref.Raw) != string(resp.Raw) {
+		t.Errorf("%s: vars %s: fast path and graphql-go differ:\n fast     %s\n graphqlgo %s", name, raw, resp.Raw, ref.Raw)
+	}
 	if len(resp.Errors) > 0 {
 		t.Errorf("%s: where %s: errors %v", name, raw, resp.Errors)
 		return
