@@ -74,7 +74,7 @@ func (s *Server) attach(sb *sub, o *operation) {
 		s.met.operations.Set(float64(len(s.ops)))
 		p.mu.Lock()
 	}
-	at, ready := s.cur, s.ready
+	at, ready, runCtx := s.cur, s.ready, s.runCtx
 	s.nsubs++
 	s.met.subscribers.Set(float64(s.nsubs))
 	sb.op = p
@@ -86,7 +86,7 @@ func (s *Server) attach(sb *sub, o *operation) {
 	s.mu.Unlock()
 	if created && ready {
 		// Off the reader goroutine: the client may send more while this executes.
-		go s.execute(context.Background(), p, at)
+		go s.execute(runCtx, p, at)
 	}
 	// Before the change feed is up, its first notification runs every operation.
 }

@@ -122,7 +122,10 @@ type Server struct {
 	ready   bool // cur is known (the change feed connected once)
 	closing bool
 	running bool
-	gone    chan struct{} // signalled when a connection ends (Shutdown waits on it)
+	// runCtx is Run's context: operations started by a client's subscribe run under it, since
+	// they outlive that client once others share them, and must end with the server.
+	runCtx context.Context
+	gone   chan struct{} // signalled when a connection ends (Shutdown waits on it)
 }
 
 // New prepares a subscription server over the store reached through pool (one more
@@ -276,6 +279,7 @@ func (s *Server) Run(ctx context.Context) error {
 		return errors.New("subscriptions: Run called twice")
 	}
 	s.running = true
+	s.runCtx = ctx
 	s.mu.Unlock()
 	changes := make(chan change, 1024)
 	var wg sync.WaitGroup
