@@ -114,9 +114,10 @@ type History struct {
 
 // Backfill tunes catching up with the chain.
 type Backfill struct {
-	RangeBlocks    int // first eth_getLogs window
-	MaxRangeBlocks int // largest eth_getLogs window
-	Concurrency    int // block ranges fetched at once
+	RangeBlocks    int    // first eth_getLogs window
+	MaxRangeBlocks int    // largest eth_getLogs window
+	Concurrency    int    // block ranges fetched at once
+	LogSource      string // auto, logs or receipts: where ranges get their logs
 }
 
 // API is the HTTP server of GraphQL, webhooks and health.

@@ -289,6 +289,7 @@ func TestEveryKeyRejectsABadValue(t *testing.T) {
 		"backfill.range_blocks":                   "0",
 		"backfill.concurrency":                    "1000",
 		"backfill.max_range_blocks":               "many",
+		"backfill.log_source":                     "traces",
 		"api.listen":                              "8000",
 		"api.cors_origins":                        "app.echain.xyz",
 		"api.max_first":                           "0",

@@ -100,6 +100,8 @@ func Keys() []Key {
 			func(c *Config) *int { return &c.Backfill.MaxRangeBlocks }),
 		key("backfill.concurrency", "block ranges fetched at once", parseInt(1, 64),
 			func(c *Config) *int { return &c.Backfill.Concurrency }),
+		key("backfill.log_source", "auto, logs (eth_getLogs) or receipts (every block's receipts)",
+			parseEnum("auto", "logs", "receipts"), func(c *Config) *string { return &c.Backfill.LogSource }),
 		key("api.listen", "GraphQL/webhook/health listen address (host:port)", parseListen(false),
 			func(c *Config) *string { return &c.API.Listen }),
 		key("api.cors_origins", "origins allowed by CORS (* for any)", parseOrigins,

@@ -39,9 +39,10 @@ func addSourceTo(blk *Block, d store.DataSource) {
 	blk.Sources[d.Address] = d
 }
 
-// fetchTxs fills Block.Txs for blocks with logs: the transactions that emitted them, fetched in
-// batches across blocks.
-func (fl *Follower) fetchTxs(ctx context.Context, blocks []*Block) error {
+// fetchTxs fills Block.Txs for blocks with logs: the transactions that emitted them, taken from
+// known (a backfill range's block contents) when given, else fetched in batches across blocks.
+// The stats say how much of their blocks those transactions were, where the node said.
+func (fl *Follower) fetchTxs(ctx context.Context, blocks []*Block, known map[common.Hash]*Tx) (source.TxStats, error) {
 	var reqs []source.TxRequest
 	for _, blk := range blocks {
 		if len(blk.Logs) == 0 {
@@ -58,11 +59,15 @@ func (fl *Follower) fetchTxs(ctx context.Context, blocks []*Block) error {
 		reqs = append(reqs, source.TxRequest{Block: blk.Ptr.Hash, Hashes: hashes})
 	}
 	if len(reqs) == 0 {
-		return nil
+		return source.TxStats{}, nil
 	}
-	txs, err := fl.src.TxsMany(ctx, reqs)
-	if err != nil {
-		return fmt.Errorf("transactions of blocks %d-%d: %w", blocks[0].Ptr.Number, blocks[len(blocks)-1].Ptr.Number, err)
+	txs, stats := known, source.TxStats{}
+	if txs == nil {
+		var err error
+		txs, stats, err = fl.src.TxsManyStats(ctx, reqs)
+		if err != nil {
+			return stats, fmt.Errorf("transactions of blocks %d-%d: %w", blocks[0].Ptr.Number, blocks[len(blocks)-1].Ptr.Number, err)
+		}
 	}
 	i := 0
 	for _, blk := range blocks {
@@ -73,13 +78,13 @@ func (fl *Follower) fetchTxs(ctx context.Context, blocks []*Block) error {
 		for _, h := range reqs[i].Hashes {
 			tx := txs[h]
 			if tx == nil {
-				return fmt.Errorf("block %d: node returned no data for transaction %s", blk.Ptr.Number, h)
+				return stats, fmt.Errorf("block %d: node returned no data for transaction %s", blk.Ptr.Number, h)
 			}
 			blk.Txs[h] = tx
 		}
 		i++
 	}
-	return nil
+	return stats, nil
 }
 
 // pending is a run of consecutive work ready to commit: blocks to apply in order (with the data

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/big"
 	"sort"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 
+	"github.com/echain/echain-indexer/indexer/source"
 	"github.com/echain/echain-indexer/store"
 )
 
@@ -27,6 +29,7 @@ type rangeJob struct {
 	done       chan struct{} // closed once the range is ready to commit (or failed)
 
 	blocks  []*Block
+	known   map[common.Hash]*Tx // every transaction of the range's blocks, in receipts mode
 	created map[int64][]store.DataSource
 	head    store.BlockPtr
 	logs    int
@@ -157,29 +160,61 @@ func (fl *Follower) runRange(ctx context.Context, st *chainState, j *rangeJob, p
 	began := time.Now()
 	j.began = began
 
-	// Merged mode asks once for every handled topic with no address filter, when that is known to
-	// return few logs of other contracts; else the fixed contracts' logs now and the data
-	// sources' logs (in address chunks) after discovery.
-	merged := len(fl.filter.templateTopics) > 0 && st.sourceCount() > fl.addressChunk()/2 && fl.topicMode.merged(ctx, fl, st, j.from, j.to)
-	var raw []types.Log
-	var err error
-	if merged {
-		raw, err = fl.rangeLogsUnfiltered(ctx, j.from, j.to, fl.filter.allTopics)
-	} else {
-		raw, err = fl.rangeLogs(ctx, j.from, j.to, fl.filter.fixedAddrs, fl.filter.fixedTopics)
+	// Receipts mode takes every log and transaction of the range's blocks from their receipts,
+	// when the handled transactions are most of the blocks' (see receiptsMode). Else merged mode
+	// asks once for every handled topic with no address filter, when that is known to return few
+	// logs of other contracts; else the fixed contracts' logs now and the data sources' logs (in
+	// address chunks) after discovery.
+	var (
+		raw      []types.Log
+		err      error
+		merged   bool
+		contents []source.BlockContent
+	)
+	byReceipts := fl.rcptMode.use()
+	if byReceipts {
+		contents, err = fl.src.BlockContents(ctx, uint64(j.from), uint64(j.to))
+		if errors.Is(err, source.ErrReceiptsUnsupported) {
+			fl.rcptMode.unsupported(fl.log, err)
+			byReceipts, err = false, nil
+		}
+		if err != nil {
+			fail(fmt.Errorf("block receipts %d-%d: %w", j.from, j.to, err))
+			return
+		}
+		j.known = map[common.Hash]*Tx{}
+		for i := range contents {
+			raw = append(raw, contents[i].Logs...)
+			maps.Copy(j.known, contents[i].Txs)
+		}
 	}
-	if err != nil {
-		fail(err)
-		return
+	if !byReceipts {
+		merged = len(fl.filter.templateTopics) > 0 && st.sourceCount() > fl.addressChunk()/2 && fl.topicMode.merged(ctx, fl, st, j.from, j.to)
+		if merged {
+			raw, err = fl.rangeLogsUnfiltered(ctx, j.from, j.to, fl.filter.allTopics)
+		} else {
+			raw, err = fl.rangeLogs(ctx, j.from, j.to, fl.filter.fixedAddrs, fl.filter.fixedTopics)
+		}
+		if err != nil {
+			fail(err)
+			return
+		}
 	}
 	fetching := time.Since(began) // the sizer judges the node's getLogs work, not waits between stages
+	if byReceipts {
+		fetching = 0 // not a getLogs answer: only its log count steers the range size
+		fl.metrics.backfillRanges.WithLabelValues(LogSourceReceipts).Inc()
+	} else {
+		fl.metrics.backfillRanges.WithLabelValues(LogSourceLogs).Inc()
+	}
+	wide := merged || byReceipts // raw holds the logs of every address
 	var fixed, rest []types.Log
 	for i := range raw {
 		switch {
 		case raw[i].Removed:
 		case fl.filter.wantFixed(&raw[i]):
 			fixed = append(fixed, raw[i])
-		case merged:
+		case wide:
 			rest = append(rest, raw[i])
 		}
 	}
@@ -201,16 +236,16 @@ func (fl *Follower) runRange(ctx context.Context, st *chainState, j *rangeJob, p
 		}
 	}
 	var addrs []common.Address
-	if !merged {
+	if !wide {
 		addrs = st.sourceAddrs()
 	}
 	close(j.discovered)
 	discoveredClosed = true
 
 	all := fixed
-	if len(fl.filter.templateTopics) > 0 && (merged || len(addrs) > 0) {
+	if len(fl.filter.templateTopics) > 0 && (wide || len(addrs) > 0) {
 		tmplRaw := rest
-		if !merged {
+		if !wide {
 			t0 := time.Now()
 			tmplRaw, err = fl.rangeLogs(ctx, j.from, j.to, addrs, fl.filter.templateTopics)
 			if err != nil {
@@ -268,8 +303,11 @@ func (fl *Follower) runRange(ctx context.Context, st *chainState, j *rangeJob, p
 	t0 := time.Now()
 	txErr := make(chan error, 1)
 	go func() {
-		err := fl.fetchTxs(ctx, j.blocks)
+		stats, err := fl.fetchTxs(ctx, j.blocks, j.known)
 		j.txsTook = time.Since(t0)
+		if err == nil {
+			fl.observeDensity(j, contents, stats)
+		}
 		txErr <- err
 	}()
 	var prepErr error
@@ -423,5 +461,98 @@ func (m *topicMode) observe(ours, other int, blocks int64) {
 	m.blocks = m.blocks*keep + float64(blocks)
 	if was && !m.ok() {
 		m.sinceProbe = 0
+	}
+}
+
+// observeDensity feeds receiptsMode with how much of the range's blocks the handled
+// transactions were.
+func (fl *Follower) observeDensity(j *rangeJob, contents []source.BlockContent, stats source.TxStats) {
+	blocks := float64(j.to - j.from + 1)
+	wanted := 0
+	for _, blk := range j.blocks {
+		wanted += len(blk.Txs)
+	}
+	if contents != nil {
+		all := 0
+		for i := range contents {
+			all += len(contents[i].Txs)
+		}
+		fl.rcptMode.observe(fl.log, float64(wanted), float64(all))
+		return
+	}
+	if stats.Blocks == 0 {
+		// No block said how many transactions it holds (no handled logs, or no block receipts):
+		// count a transaction per block, enough to say "not worth the receipts".
+		fl.rcptMode.observe(fl.log, float64(wanted), max(blocks, float64(wanted)))
+		return
+	}
+	// Blocks without handled logs hold about as many transactions as those with.
+	perBlock := float64(stats.BlockTxs) / float64(stats.Blocks)
+	all := float64(stats.BlockTxs) + (blocks-float64(stats.Blocks))*perBlock
+	fl.rcptMode.observe(fl.log, float64(stats.Wanted), max(all, float64(stats.Wanted)))
+}
+
+// receiptsMode decides whether backfill ranges take their logs and transactions from the
+// blocks' receipts (source.BlockContents: eth_getBlockReceipts + the block with its
+// transactions, per block) instead of eth_getLogs plus receipts and transactions of the blocks
+// with handled logs. The receipts carry every log, so where the handled transactions are most
+// of the blocks' transactions (a chain or a stretch of history that is mostly ours) the
+// eth_getLogs call is work the node does twice; where they are few (a public chain: Base's
+// blocks hold hundreds of other transactions) receipts for every block would cost far more.
+// The choice follows the measured share of handled transactions among the blocks'
+// transactions, with hysteresis, in both modes.
+type receiptsMode struct {
+	setting     string // Config.BackfillLogSource
+	mu          sync.Mutex
+	wanted, all float64 // decayed transaction counts: handled ones, all in the ranges' blocks
+	ranges      int
+	on, never   bool
+}
+
+const (
+	receiptsEnter = 0.75 // handled share of the blocks' transactions to switch to receipts
+	receiptsLeave = 0.5  // and back to eth_getLogs
+	receiptsKeep  = 0.5  // decay per observed range
+)
+
+func (m *receiptsMode) use() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case m.never || m.setting == LogSourceLogs:
+		return false
+	case m.setting == LogSourceReceipts:
+		return true
+	}
+	return m.on
+}
+
+// unsupported turns receipts mode off for good: the endpoint cannot serve it.
+func (m *receiptsMode) unsupported(log *slog.Logger, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.never {
+		log.Info("backfill log source: eth_getLogs (block receipts unavailable)", "err", err)
+	}
+	m.never = true
+}
+
+func (m *receiptsMode) observe(log *slog.Logger, wanted, all float64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.wanted = m.wanted*receiptsKeep + wanted
+	m.all = m.all*receiptsKeep + all
+	m.ranges++
+	if m.never || m.setting != LogSourceAuto || m.ranges < 2 || m.all <= 0 {
+		return
+	}
+	share := m.wanted / m.all
+	switch {
+	case !m.on && share >= receiptsEnter:
+		m.on = true
+		log.Info("backfill log source: block receipts", "handled_tx_share", round1(share*100)/100)
+	case m.on && share < receiptsLeave:
+		m.on = false
+		log.Info("backfill log source: eth_getLogs", "handled_tx_share", round1(share*100)/100)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -39,7 +40,9 @@ func benchHistory(b *testing.B, defaultBlocks int) *devchain.Chain {
 	if err := os.MkdirAll(cache, 0o755); err != nil {
 		b.Fatal(err)
 	}
-	c, err := devchain.StartWithHistory(context.Background(), devchain.Config{MetadataAddr: "off"},
+	// On disk: the in-memory node's freezer would spend ~12 s of CPU about a minute after the
+	// start (see devchain.Config.DataDir), in the middle of a measurement.
+	c, err := devchain.StartWithHistory(context.Background(), devchain.Config{MetadataAddr: "off", DataDir: b.TempDir()},
 		devchain.HistoryConfig{Blocks: blocks, CacheDir: cache}, quietLog())
 	if err != nil {
 		b.Fatal(err)
@@ -65,12 +68,17 @@ func BenchmarkBackfill(b *testing.B) {
 	}
 	defer src.Close()
 	sizer := source.NewRangeSizer(source.RangeSizerConfig{Initial: 100, Max: 2000, TargetLogs: 20_000, TargetDuration: 2 * time.Second})
+	walkCPU := sampleCPU(0)
 	walk, err := source.WalkLogs(ctx, src, ethereum.FilterQuery{}, c.Addresses.StartBlock, uint64(head), sizer, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
+	walkCPU = sampleCPU(0).sub(walkCPU)
+	b.Logf("bare getLogs walk %.2f s; CPU s: machine %.1f of %.1f, this process (node and walker) %.1f",
+		walk.Duration.Seconds(), walkCPU.busy, walkCPU.total, walkCPU.self)
 
 	var secs, withIndexes, logsPerSec, rss1, rss2 float64
+	var cpu cpuSample
 	for b.Loop() {
 		b.StopTimer()
 		s := chainSetup(c, storetest.NewDB(b))
@@ -81,6 +89,7 @@ func BenchmarkBackfill(b *testing.B) {
 		if v, err := strconv.Atoi(os.Getenv("ECHAIN_BENCH_TARGET_LOGS")); err == nil {
 			s.Config.Range.TargetLogs = v
 		}
+		s.Config.BackfillLogSource = os.Getenv("ECHAIN_BENCH_LOG_SOURCE") // auto, logs, receipts
 		s.Config.ProgressInterval = 2 * time.Second
 		st, err := openStore(ctx, s.DB)
 		if err != nil {
@@ -88,7 +97,18 @@ func BenchmarkBackfill(b *testing.B) {
 		}
 		b.StartTimer()
 		began := time.Now()
+		cpu0 := sampleCPU(0)
+		stopProfile := profileNode(b)
 		cmd := startChild(b, s)
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		reaped := false
+		b.Cleanup(func() { // before startChild's own cleanup, which must not race this Wait
+			if !reaped {
+				_ = cmd.Process.Kill()
+				<-exited
+			}
+		})
 		// VmHWM (peak RSS since exec) at the half-way block and at the end: flat when memory does
 		// not grow with chain length. (rusage's maxrss would count the forking parent.)
 		half := (head + int64(c.Addresses.StartBlock)) / 2
@@ -104,12 +124,19 @@ func BenchmarkBackfill(b *testing.B) {
 			if h != nil && h.Number == head {
 				break
 			}
-			if cmd.ProcessState != nil {
-				b.Fatal("indexer exited")
+			select {
+			case err := <-exited:
+				reaped = true
+				b.Fatalf("indexer exited: %v", err)
+			default:
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
 		took := time.Since(began)
+		cpu = sampleCPU(cmd.Process.Pid).sub(cpu0)
+		stopProfile()
+		b.Logf("backfill %.2f s, %.0f logs/s; CPU s: machine %.1f of %.1f, node %.1f, indexer %.1f, rest (PostgreSQL, others) %.1f",
+			took.Seconds(), float64(walk.Logs)/took.Seconds(), cpu.busy, cpu.total, cpu.self, cpu.child, cpu.busy-cpu.self-cpu.child)
 		// Query indexes are built concurrently once the head is near; report when they are in.
 		for {
 			ready, err := st.IndexesReady(ctx)
@@ -125,7 +152,8 @@ func BenchmarkBackfill(b *testing.B) {
 		b.StopTimer()
 		rss2 = float64(procStatusKB(cmd.Process.Pid, "VmHWM:")) / 1024
 		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
+		<-exited
+		reaped = true
 		st.Close()
 		secs = took.Seconds()
 		logsPerSec = float64(walk.Logs) / secs
@@ -138,7 +166,73 @@ func BenchmarkBackfill(b *testing.B) {
 	b.ReportMetric(rss1, "MB-peak-rss-at-half")
 	b.ReportMetric(rss2, "MB-peak-rss")
 	b.ReportMetric(walk.Duration.Seconds(), "s/bare-getLogs-walk")
+	b.ReportMetric(cpu.self, "cpu-s-node")
+	b.ReportMetric(cpu.child, "cpu-s-indexer")
+	b.ReportMetric(cpu.busy-cpu.self-cpu.child, "cpu-s-rest")
+	b.ReportMetric(cpu.total-cpu.busy, "cpu-s-idle")
 	b.ReportMetric(secs/walk.Duration.Seconds(), "x-walk-time")
+}
+
+// profileNode writes a CPU profile of this process (the node) over the backfill to the file
+// ECHAIN_BENCH_NODE_CPUPROFILE names (ECHAIN_CHILD_CPUPROFILE profiles the indexer).
+func profileNode(b *testing.B) (stop func()) {
+	name := os.Getenv("ECHAIN_BENCH_NODE_CPUPROFILE")
+	if name == "" {
+		return func() {}
+	}
+	f, err := os.Create(name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
+}
+
+// cpuSample is CPU time in seconds: the machine's busy and total (all cores), this process (the
+// node) and one child process (the indexer).
+type cpuSample struct{ busy, total, self, child float64 }
+
+func (a cpuSample) sub(b cpuSample) cpuSample {
+	return cpuSample{a.busy - b.busy, a.total - b.total, a.self - b.self, a.child - b.child}
+}
+
+// sampleCPU reads /proc (clock ticks of 1/100 s); child 0 means none.
+func sampleCPU(child int) cpuSample {
+	const tick = 100.0
+	var s cpuSample
+	if b, err := os.ReadFile("/proc/stat"); err == nil {
+		line, _, _ := strings.Cut(string(b), "\n")
+		f := strings.Fields(line)
+		for i, v := range f[1:] {
+			n, _ := strconv.ParseFloat(v, 64)
+			s.total += n / tick
+			if i != 3 && i != 4 { // idle, iowait
+				s.busy += n / tick
+			}
+		}
+	}
+	proc := func(pid int) float64 {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return 0
+		}
+		// Fields after the command's closing parenthesis; utime and stime are the 12th and 13th.
+		_, rest, _ := strings.Cut(string(b), ") ")
+		f := strings.Fields(rest)
+		if len(f) < 13 {
+			return 0
+		}
+		u, _ := strconv.ParseFloat(f[11], 64)
+		st, _ := strconv.ParseFloat(f[12], 64)
+		return (u + st) / tick
+	}
+	s.self = proc(os.Getpid())
+	if child > 0 {
+		s.child = proc(child)
+	}
+	return s
 }
 
 // procStatusKB reads a kB field of /proc/<pid>/status.

@@ -9,8 +9,11 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime/pprof"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // The kill test runs the indexer in a child process (this test binary re-executed with childEnv
@@ -40,6 +43,17 @@ func runChild() int {
 			defer func() { pprof.StopCPUProfile(); out.Close() }()
 		}
 	}
+	if v := os.Getenv("ECHAIN_CHILD_HEAPPROFILE"); v != "" {
+		// file:seconds -- a heap profile that many seconds after the start
+		name, after, _ := strings.Cut(v, ":")
+		secs, _ := strconv.ParseFloat(after, 64)
+		time.AfterFunc(time.Duration(secs*float64(time.Second)), func() {
+			if out, err := os.Create(name); err == nil {
+				_ = pprof.Lookup("heap").WriteTo(out, 0)
+				out.Close()
+			}
+		})
+	}
 	in, err := build(ctx, s, log)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "child: %v\n", err)
@@ -63,8 +77,10 @@ func startChild(t testing.TB, s setup) *exec.Cmd {
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"="+string(b))
-	if v := os.Getenv("ECHAIN_CHILD_GODEBUG"); v != "" {
-		cmd.Env = append(cmd.Env, "GODEBUG="+v)
+	for _, k := range []string{"GODEBUG", "GOGC", "GOMEMLIMIT"} {
+		if v := os.Getenv("ECHAIN_CHILD_" + k); v != "" {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
 	}
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {

@@ -19,6 +19,12 @@ type Config struct {
 	UseFinalizedTag bool
 	// Range tunes the adaptive eth_getLogs range sizing of the backfill.
 	Range source.RangeSizerConfig
+	// BackfillLogSource is where backfill ranges get their logs: "logs" (eth_getLogs, then the
+	// receipts and transactions of the blocks with handled logs), "receipts" (every block's
+	// receipts and transactions, which carry all its logs: no eth_getLogs), or "auto" (default:
+	// receipts while the handled transactions are most of the blocks' transactions, as on a
+	// chain or stretch of history that is mostly ours; eth_getLogs otherwise, as on Base).
+	BackfillLogSource string
 	// BackfillConcurrency is the number of block ranges fetched at once (default 3).
 	BackfillConcurrency int
 	// AddressChunk caps the addresses of one eth_getLogs (default 1000, geth's own limit).
@@ -45,6 +51,13 @@ type Config struct {
 	HintQueue int
 }
 
+// Config.BackfillLogSource values.
+const (
+	LogSourceAuto     = "auto"
+	LogSourceLogs     = "logs"
+	LogSourceReceipts = "receipts"
+)
+
 // DefaultLeaderLockKey is the advisory lock key ("echidx" in ASCII) the indexing processes of one
 // database compete for.
 const DefaultLeaderLockKey int64 = 0x6563686964780001
@@ -52,6 +65,9 @@ const DefaultLeaderLockKey int64 = 0x6563686964780001
 func (c Config) withDefaults() Config {
 	if c.FinalityDepth == 0 {
 		c.FinalityDepth = 64
+	}
+	if c.BackfillLogSource == "" {
+		c.BackfillLogSource = LogSourceAuto
 	}
 	if c.BackfillConcurrency == 0 {
 		c.BackfillConcurrency = 3
@@ -98,6 +114,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("indexer config: StartBlock %d is negative", c.StartBlock)
 	case c.FinalityDepth < 1:
 		return fmt.Errorf("indexer config: FinalityDepth %d must be at least 1", c.FinalityDepth)
+	case c.BackfillLogSource != LogSourceAuto && c.BackfillLogSource != LogSourceLogs && c.BackfillLogSource != LogSourceReceipts:
+		return fmt.Errorf("indexer config: BackfillLogSource %q: want %q, %q or %q", c.BackfillLogSource, LogSourceAuto, LogSourceLogs, LogSourceReceipts)
 	case c.BackfillConcurrency < 1:
 		return fmt.Errorf("indexer config: BackfillConcurrency %d must be at least 1", c.BackfillConcurrency)
 	case c.AddressChunk < 1:

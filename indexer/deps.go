@@ -29,8 +29,12 @@ type chainSource interface {
 	Finalized(ctx context.Context) (*types.Header, error)
 	// Logs runs eth_getLogs; an oversized range fails with an error rangeHint understands.
 	Logs(ctx context.Context, q ethereum.FilterQuery) ([]types.Log, error)
-	// TxsMany returns transaction data for transactions of several blocks, in few batches.
-	TxsMany(ctx context.Context, reqs []source.TxRequest) (map[common.Hash]*Tx, error)
+	// TxsManyStats returns transaction data for transactions of several blocks, in few
+	// batches, and how much of those blocks they are where the node said.
+	TxsManyStats(ctx context.Context, reqs []source.TxRequest) (map[common.Hash]*Tx, source.TxStats, error)
+	// BlockContents returns every log and transaction of blocks from..to from their receipts;
+	// the error matches source.ErrReceiptsUnsupported when the node cannot.
+	BlockContents(ctx context.Context, from, to uint64) ([]source.BlockContent, error)
 	// TxBlock locates a transaction; found is false when the node does not know it.
 	TxBlock(ctx context.Context, tx common.Hash) (number uint64, blockHash common.Hash, found bool, err error)
 	// SubscribeNewHeads delivers new heads until ctx ends, reconnecting and polling by itself.

@@ -63,8 +63,9 @@ type Follower struct {
 	addrChunk atomic.Int64
 	// state is the leader's current chain state, for Watches from other goroutines.
 	state atomic.Pointer[chainState]
-	// topicMode picks how backfill ranges ask for logs.
+	// topicMode picks how backfill ranges ask for logs, rcptMode whether from receipts.
 	topicMode topicMode
+	rcptMode  receiptsMode
 
 	hints      chan Hint
 	headSignal chan struct{}
@@ -117,6 +118,7 @@ func newFollower(cfg Config, src chainSource, st storage, h Handler, log *slog.L
 		hintedAt:   map[uint64]hinted{},
 	}
 	fl.addrChunk.Store(int64(cfg.AddressChunk))
+	fl.rcptMode.setting = cfg.BackfillLogSource
 	fl.status.Mode = modeStarting
 	return fl, nil
 }

@@ -10,6 +10,7 @@ type metrics struct {
 	backfillTarget, backfillBlocksPerSec                 prometheus.Gauge
 	backfillLogsPerSec, backfillETA                      prometheus.Gauge
 	rangeSplits                                          prometheus.Counter
+	backfillRanges                                       *prometheus.CounterVec
 	reorgs, reorgTooDeep                                 prometheus.Counter
 	reorgDepth, reorgSeconds                             prometheus.Histogram
 	hints                                                *prometheus.CounterVec
@@ -46,8 +47,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		backfillLogsPerSec:   g("backfill_logs_per_second", "Backfill speed in handled logs per second since it started."),
 		backfillETA:          g("backfill_eta_seconds", "Estimated seconds until the backfill reaches its target."),
 		rangeSplits:          c("getlogs_range_splits_total", "eth_getLogs ranges split because the provider called them too large."),
-		reorgs:               c("reorgs_total", "Chain reorganisations handled."),
-		reorgTooDeep:         c("reorg_too_deep_total", "Reorganisations deeper than the kept window (indexing stopped)."),
+		backfillRanges: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "echain_indexer_backfill_ranges_total",
+			Help: "Backfill ranges fetched, by log source: logs (eth_getLogs) or receipts (every block's receipts)."}, []string{"source"}),
+		reorgs:       c("reorgs_total", "Chain reorganisations handled."),
+		reorgTooDeep: c("reorg_too_deep_total", "Reorganisations deeper than the kept window (indexing stopped)."),
 		reorgDepth: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "echain_indexer_reorg_depth_blocks",
 			Help: "Depth of handled reorganisations in blocks.", Buckets: []float64{1, 2, 3, 5, 8, 13, 21, 34, 64, 128}}),
 		reorgSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "echain_indexer_reorg_revert_seconds",
@@ -64,7 +67,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	for _, col := range []prometheus.Collector{m.chainHead, m.indexed, m.finalized, m.lagBlocks, m.lagSeconds, m.blocks, m.logs,
 		m.commitSeconds, m.headToCommit, m.backfillTarget, m.backfillBlocksPerSec, m.backfillLogsPerSec, m.backfillETA,
-		m.rangeSplits, m.reorgs, m.reorgTooDeep, m.reorgDepth, m.reorgSeconds, m.hints, m.hintLead, m.leader, m.leaderAcquired,
+		m.rangeSplits, m.backfillRanges, m.reorgs, m.reorgTooDeep, m.reorgDepth, m.reorgSeconds, m.hints, m.hintLead, m.leader, m.leaderAcquired,
 		m.failures, m.resyncs} {
 		if err := reg.Register(col); err != nil {
 			return nil, err

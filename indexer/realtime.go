@@ -147,7 +147,7 @@ func (fl *Follower) collect(ctx context.Context, st *chainState, target *types.H
 		}
 	}
 	p.blocks = withLogs
-	if err := fl.fetchTxs(ctx, withLogs); err != nil {
+	if _, err := fl.fetchTxs(ctx, withLogs, nil); err != nil {
 		return nil, nil, err
 	}
 	if len(withLogs) > 0 {

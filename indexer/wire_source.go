@@ -44,8 +44,12 @@ func (r rpcSource) Logs(ctx context.Context, q ethereum.FilterQuery) ([]types.Lo
 	return r.s.Logs(ctx, q)
 }
 
-func (r rpcSource) TxsMany(ctx context.Context, reqs []source.TxRequest) (map[common.Hash]*Tx, error) {
-	return r.s.TxsMany(ctx, reqs)
+func (r rpcSource) TxsManyStats(ctx context.Context, reqs []source.TxRequest) (map[common.Hash]*Tx, source.TxStats, error) {
+	return r.s.TxsManyStats(ctx, reqs)
+}
+
+func (r rpcSource) BlockContents(ctx context.Context, from, to uint64) ([]source.BlockContent, error) {
+	return r.s.BlockContents(ctx, from, to)
 }
 
 func (r rpcSource) TxBlock(ctx context.Context, hash common.Hash) (uint64, common.Hash, bool, error) {

@@ -328,6 +328,7 @@ func indexerConfig(cfg *config.Config) indexer.Config {
 		FinalityDepth:       int64(cfg.Finality.Depth),
 		UseFinalizedTag:     cfg.Finality.Tag == "finalized",
 		BackfillConcurrency: cfg.Backfill.Concurrency,
+		BackfillLogSource:   cfg.Backfill.LogSource,
 		Range: source.RangeSizerConfig{
 			Initial: uint64(cfg.Backfill.RangeBlocks),
 			Max:     uint64(cfg.Backfill.MaxRangeBlocks),

@@ -8,9 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -73,6 +73,7 @@ type httpRPC struct {
 	client  *http.Client
 	maxResp int64
 	ids     atomic.Uint64
+	bufs    sync.Pool // *bytes.Buffer for batch answers
 }
 
 type request struct {
@@ -152,11 +153,17 @@ func (h *httpRPC) batch(ctx context.Context, elems []batchElem) error {
 		return err
 	}
 	defer drainClose(resp.Body)
-	raw, err := io.ReadAll(&capReader{r: resp.Body, n: h.maxResp})
-	if err != nil {
+	// Answers are read into a reused buffer: a backfill reads many large ones, and the decoders
+	// copy what they keep.
+	buf, _ := h.bufs.Get().(*bytes.Buffer)
+	if buf == nil {
+		buf = new(bytes.Buffer)
+	}
+	defer func() { buf.Reset(); h.bufs.Put(buf) }()
+	if _, err := buf.ReadFrom(&capReader{r: resp.Body, n: h.maxResp}); err != nil {
 		return decodeErr(err)
 	}
-	raw = bytes.TrimSpace(raw)
+	raw := bytes.TrimSpace(buf.Bytes())
 	if len(raw) > 0 && raw[0] == '{' {
 		// A node refusing the whole batch (geth's "batch too large", rate limits) answers with
 		// one error object.
@@ -169,50 +176,56 @@ func (h *httpRPC) batch(ctx context.Context, elems []batchElem) error {
 		}
 		return fmt.Errorf("%w: batch answered with a single object", errBadResponse)
 	}
-	if decodeInOrder(raw, elems, ids) {
-		return nil
-	}
-	return decodeByID(raw, elems, ids)
+	return decodeBatch(raw, elems, ids)
 }
 
-// decodeInOrder decodes each result straight into its target, assuming the answers come in
-// request order (as geth sends them): one pass over a large answer instead of two. It reports
-// false when the order (or the shape) differs, after resetting the targets.
-func decodeInOrder(raw []byte, elems []batchElem, ids []uint64) bool {
-	out := make([]singleResponse, len(elems))
-	for i := range elems {
-		out[i].Result = elems[i].Result
+// decodeBatch matches the answers to the requests by id and decodes each result into its target:
+// a target that decodes itself (json.Unmarshaler: the large answers, see scan.go) is handed its
+// bytes directly, without encoding/json's separate validation pass. A malformed answer as a
+// whole is an error; a result that does not decode, or a missing answer, is that element's Err.
+func decodeBatch(raw []byte, elems []batchElem, ids []uint64) error {
+	type answer struct {
+		id, err, result []byte
+		hasResult       bool
 	}
-	ok := json.Unmarshal(raw, &out) == nil && len(out) == len(elems)
-	for i := 0; ok && i < len(out); i++ {
-		ok = string(out[i].ID) == strconv.FormatUint(ids[i], 10)
+	var answers []answer
+	s := &scanner{b: raw}
+	err := s.array(func() error {
+		var a answer
+		err := s.object(func(key []byte) error {
+			var err error
+			switch string(key) {
+			case "id":
+				a.id, err = s.raw()
+			case "error":
+				if s.null() {
+					return nil
+				}
+				a.err, err = s.raw()
+			case "result":
+				a.result, err = s.raw()
+				a.hasResult = true
+			default:
+				err = s.skip()
+			}
+			return err
+		})
+		answers = append(answers, a)
+		return err
+	})
+	if err == nil {
+		err = s.end()
 	}
-	if !ok {
-		for i := range elems {
-			reflect.ValueOf(elems[i].Result).Elem().SetZero()
-		}
-		return false
-	}
-	for i := range out {
-		if out[i].Error != nil {
-			elems[i].Err = out[i].Error
-		}
-	}
-	return true
-}
-
-func decodeByID(raw []byte, elems []batchElem, ids []uint64) error {
-	var out []batchResponse
-	if err := json.Unmarshal(raw, &out); err != nil {
-		return decodeErr(err)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errBadResponse, err)
 	}
 	byID := make(map[uint64]int, len(elems))
 	for i, id := range ids {
 		byID[id] = i
 	}
 	seen := make([]bool, len(elems))
-	for _, r := range out {
-		id, err := strconv.ParseUint(strings.Trim(string(r.ID), `"`), 10, 64)
+	for _, a := range answers {
+		id, err := strconv.ParseUint(strings.Trim(string(a.id), `"`), 10, 64)
 		if err != nil {
 			continue
 		}
@@ -222,12 +235,23 @@ func decodeByID(raw []byte, elems []batchElem, ids []uint64) error {
 		}
 		seen[i] = true
 		switch {
-		case r.Error != nil:
-			elems[i].Err = r.Error
-		case len(r.Result) == 0:
+		case a.err != nil:
+			var re RPCError
+			if err := json.Unmarshal(a.err, &re); err != nil {
+				elems[i].Err = fmt.Errorf("%w: %s: error object: %v", errBadResponse, elems[i].Method, err)
+			} else {
+				elems[i].Err = &re
+			}
+		case !a.hasResult:
 			elems[i].Err = fmt.Errorf("%w: no result and no error", errBadResponse)
 		default:
-			if err := json.Unmarshal(r.Result, elems[i].Result); err != nil {
+			var err error
+			if u, ok := elems[i].Result.(json.Unmarshaler); ok {
+				err = u.UnmarshalJSON(a.result)
+			} else {
+				err = json.Unmarshal(a.result, elems[i].Result)
+			}
+			if err != nil {
 				elems[i].Err = fmt.Errorf("%w: %s: %v", errBadResponse, elems[i].Method, err)
 			}
 		}

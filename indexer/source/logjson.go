@@ -1,96 +1,122 @@
 package source
 
 import (
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"strconv"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 )
 
-// wireLog is a log as JSON-RPC carries it, with plain string fields: encoding/json fills those
-// in its single pass, where types.Log's own UnmarshalJSON re-parses every log and every field
-// through further UnmarshalJSON calls. On a large eth_getLogs answer that halves our decoding.
-type wireLog struct {
-	Address        string   `json:"address"`
-	Topics         []string `json:"topics"`
-	Data           string   `json:"data"`
-	BlockNumber    string   `json:"blockNumber"`
-	TxHash         string   `json:"transactionHash"`
-	TxIndex        string   `json:"transactionIndex"`
-	BlockHash      string   `json:"blockHash"`
-	BlockTimestamp string   `json:"blockTimestamp"`
-	LogIndex       string   `json:"logIndex"`
-	Removed        bool     `json:"removed"`
-}
+// Logs are decoded by the scanner (scan.go) straight into types.Log: go-ethereum's own
+// UnmarshalJSON re-parses every log and every field through further UnmarshalJSON calls, and
+// encoding/json alone validates the answer in a pass of its own; on the large answers of a
+// backfill that decoding was the indexer's largest cost.
 
 var errLogField = errors.New("bad log field")
 
-func (w *wireLog) toLog(l *types.Log) error {
-	var err error
-	fixed := func(dst []byte, s, name string) {
-		if err != nil {
-			return
-		}
-		if len(s) != 2+2*len(dst) || s[0] != '0' || (s[1] != 'x' && s[1] != 'X') {
-			err = fmt.Errorf("%w %s: %q", errLogField, name, s)
-			return
-		}
-		if _, e := hex.Decode(dst, []byte(s[2:])); e != nil {
-			err = fmt.Errorf("%w %s: %v", errLogField, name, e)
-		}
+// logList is a JSON array of logs (eth_getLogs' answer).
+type logList []types.Log
+
+func (l *logList) UnmarshalJSON(b []byte) error {
+	s := &scanner{b: b}
+	logs, err := s.logs()
+	if err != nil {
+		return err
 	}
-	quantity := func(s, name string, optional bool) uint64 {
-		if err != nil || (optional && s == "") {
-			return 0
-		}
-		if len(s) < 3 || s[0] != '0' || (s[1] != 'x' && s[1] != 'X') {
-			err = fmt.Errorf("%w %s: %q", errLogField, name, s)
-			return 0
-		}
-		n, e := strconv.ParseUint(s[2:], 16, 64)
-		if e != nil {
-			err = fmt.Errorf("%w %s: %v", errLogField, name, e)
-		}
-		return n
+	if err := s.end(); err != nil {
+		return err
 	}
-	if w.Address == "" || w.TxHash == "" || w.Topics == nil || w.Data == "" {
-		return fmt.Errorf("%w: log lacks address, topics, data or transactionHash", errLogField)
-	}
-	fixed(l.Address[:], w.Address, "address")
-	l.Topics = make([]common.Hash, len(w.Topics))
-	for i, t := range w.Topics {
-		fixed(l.Topics[i][:], t, "topic")
-	}
-	if err == nil {
-		if len(w.Data) < 2 || w.Data[0] != '0' || (w.Data[1] != 'x' && w.Data[1] != 'X') || len(w.Data)%2 != 0 {
-			return fmt.Errorf("%w data: %q", errLogField, truncate(w.Data, 20))
-		}
-		l.Data = make([]byte, (len(w.Data)-2)/2)
-		if _, e := hex.Decode(l.Data, []byte(w.Data[2:])); e != nil {
-			return fmt.Errorf("%w data: %v", errLogField, e)
-		}
-	}
-	l.BlockNumber = quantity(w.BlockNumber, "blockNumber", true)
-	fixed(l.TxHash[:], w.TxHash, "transactionHash")
-	l.TxIndex = uint(quantity(w.TxIndex, "transactionIndex", true))
-	if w.BlockHash != "" {
-		fixed(l.BlockHash[:], w.BlockHash, "blockHash")
-	}
-	l.BlockTimestamp = quantity(w.BlockTimestamp, "blockTimestamp", true)
-	l.Index = uint(quantity(w.LogIndex, "logIndex", true))
-	l.Removed = w.Removed
-	return err
+	*l = logs
+	return nil
 }
 
-func decodeWireLogs(ws []wireLog) ([]types.Log, error) {
-	out := make([]types.Log, len(ws))
-	for i := range ws {
-		if err := ws[i].toLog(&out[i]); err != nil {
-			return nil, fmt.Errorf("%w: log %d: %v", errBadResponse, i, err)
+// logs reads an array of logs (null: none).
+func (s *scanner) logs() ([]types.Log, error) {
+	if s.null() {
+		return nil, nil
+	}
+	var out []types.Log
+	n := 0
+	err := s.array(func() error {
+		out = append(out, types.Log{})
+		if err := s.log(&out[len(out)-1]); err != nil {
+			return fmt.Errorf("log %d: %w", n, err)
 		}
+		n++
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// log reads one log object. Like go-ethereum it requires address, topics, data and
+// transactionHash; the block and position fields may be absent (pending logs).
+func (s *scanner) log(l *types.Log) error {
+	var have struct{ address, topics, data, txHash bool }
+	err := s.object(func(key []byte) error {
+		switch string(key) {
+		case "address":
+			have.address = true
+			return s.hexInto(l.Address[:], "address")
+		case "topics":
+			have.topics = true
+			l.Topics = make([]common.Hash, 0, 4)
+			return s.array(func() error {
+				l.Topics = append(l.Topics, common.Hash{})
+				return s.hexInto(l.Topics[len(l.Topics)-1][:], "topic")
+			})
+		case "data":
+			raw, err := s.hexStr()
+			if err != nil {
+				return err
+			}
+			have.data = true
+			l.Data, err = hexData(raw, "data")
+			return err
+		case "blockNumber":
+			return s.optUint(&l.BlockNumber, "blockNumber")
+		case "transactionHash":
+			have.txHash = true
+			return s.hexInto(l.TxHash[:], "transactionHash")
+		case "transactionIndex":
+			var n uint64
+			err := s.optUint(&n, "transactionIndex")
+			l.TxIndex = uint(n)
+			return err
+		case "blockHash":
+			if s.null() {
+				return nil
+			}
+			return s.hexInto(l.BlockHash[:], "blockHash")
+		case "blockTimestamp":
+			return s.optUint(&l.BlockTimestamp, "blockTimestamp")
+		case "logIndex":
+			var n uint64
+			err := s.optUint(&n, "logIndex")
+			l.Index = uint(n)
+			return err
+		case "removed":
+			switch s.peek() {
+			case 't':
+				l.Removed = true
+				return s.word("true")
+			case 'f':
+				l.Removed = false
+				return s.word("false")
+			}
+			return s.fail("removed is not a boolean")
+		default:
+			return s.skip()
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if !have.address || !have.topics || !have.data || !have.txHash {
+		return fmt.Errorf("%w: log lacks address, topics, data or transactionHash", errLogField)
+	}
+	return nil
 }

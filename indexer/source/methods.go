@@ -207,7 +207,7 @@ func (s *Source) Logs(ctx context.Context, q ethereum.FilterQuery) ([]types.Log,
 	}
 	var out []types.Log
 	err = s.do(ctx, "eth_getLogs", need, timeout, func(actx context.Context, ep *endpoint) error {
-		var wire []wireLog
+		var wire logList
 		var err error
 		if check == nil {
 			err = ep.rpc.call(actx, &wire, "eth_getLogs", arg)
@@ -236,10 +236,7 @@ func (s *Source) Logs(ctx context.Context, q ethereum.FilterQuery) ([]types.Log,
 			ownDeadline := ctx.Err() == nil && errors.Is(actx.Err(), context.DeadlineExceeded)
 			return logsError(err, isRange, from, to, len(q.Addresses), ownDeadline)
 		}
-		logs, err := decodeWireLogs(wire)
-		if err != nil {
-			return err
-		}
+		logs := []types.Log(wire)
 		for i := range logs {
 			l := &logs[i]
 			if q.BlockHash != nil && l.BlockHash != *q.BlockHash {
@@ -337,26 +334,85 @@ func (s *Source) TransactionByHash(ctx context.Context, hash common.Hash) (*TxIn
 	return out, err
 }
 
+// rpcTx is a transaction object of eth_getTransactionByHash or a block's transaction list.
 type rpcTx struct {
-	Hash        common.Hash     `json:"hash"`
-	Type        hexutil.Uint64  `json:"type"`
-	BlockHash   *common.Hash    `json:"blockHash"`
-	BlockNumber *hexutil.Uint64 `json:"blockNumber"`
-	From        common.Address  `json:"from"`
-	To          *common.Address `json:"to"`
-	Value       *hexutil.Big    `json:"value"`
-	GasPrice    *hexutil.Big    `json:"gasPrice"`
-	Input       hexutil.Bytes   `json:"input"`
+	Hash        common.Hash
+	Type        uint64
+	BlockHash   *common.Hash
+	BlockNumber *uint64
+	From        common.Address
+	To          *common.Address
+	Value       *big.Int
+	GasPrice    *big.Int
+	Input       []byte
+}
+
+func (t *rpcTx) UnmarshalJSON(b []byte) error {
+	s := &scanner{b: b}
+	if err := s.tx(t, true); err != nil {
+		return err
+	}
+	return s.end()
+}
+
+// tx reads a transaction object; the input (calldata) only when withInput.
+func (s *scanner) tx(t *rpcTx, withInput bool) error {
+	var haveHash bool
+	err := s.object(func(key []byte) error {
+		switch string(key) {
+		case "hash":
+			haveHash = true
+			return s.hexInto(t.Hash[:], "hash")
+		case "type":
+			return s.optUint(&t.Type, "type")
+		case "blockHash":
+			if s.null() {
+				return nil
+			}
+			t.BlockHash = new(common.Hash)
+			return s.hexInto(t.BlockHash[:], "blockHash")
+		case "blockNumber":
+			if s.null() {
+				return nil
+			}
+			t.BlockNumber = new(uint64)
+			return s.optUint(t.BlockNumber, "blockNumber")
+		case "from":
+			return s.hexInto(t.From[:], "from")
+		case "to":
+			if s.null() {
+				return nil
+			}
+			t.To = new(common.Address)
+			return s.hexInto(t.To[:], "to")
+		case "value":
+			return s.optBig(&t.Value, "value")
+		case "gasPrice":
+			return s.optBig(&t.GasPrice, "gasPrice")
+		case "input":
+			if !withInput {
+				return s.skip()
+			}
+			raw, err := s.hexStr()
+			if err != nil {
+				return err
+			}
+			t.Input, err = hexData(raw, "input")
+			return err
+		default:
+			return s.skip()
+		}
+	})
+	if err == nil && !haveHash {
+		err = fmt.Errorf("%w: transaction without a hash", errLogField)
+	}
+	return err
 }
 
 func (t *rpcTx) info() *TxInfo {
-	out := &TxInfo{Hash: t.Hash, Type: uint64(t.Type), BlockHash: t.BlockHash, From: t.From, To: t.To, Input: t.Input, Value: new(big.Int)}
-	if t.BlockNumber != nil {
-		n := uint64(*t.BlockNumber)
-		out.BlockNumber = &n
-	}
+	out := &TxInfo{Hash: t.Hash, Type: t.Type, BlockHash: t.BlockHash, BlockNumber: t.BlockNumber, From: t.From, To: t.To, Input: t.Input, Value: new(big.Int)}
 	if t.Value != nil {
-		out.Value = t.Value.ToInt()
+		out.Value = t.Value
 	}
 	return out
 }

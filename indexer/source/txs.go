@@ -8,6 +8,7 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
+	"github.com/ethereum/go-ethereum/core/types"
 )
 
 // TxRequest names transactions of one block.
@@ -30,6 +31,19 @@ func (s *Source) Txs(ctx context.Context, blockHash common.Hash, hashes []common
 // elsewhere (or lacks it) is skipped, and when no endpoint agrees the error matches
 // ethereum.NotFound: the block is probably no longer canonical.
 func (s *Source) TxsMany(ctx context.Context, reqs []TxRequest) (map[common.Hash]*Tx, error) {
+	out, _, err := s.TxsManyStats(ctx, reqs)
+	return out, err
+}
+
+// TxStats tells how much of the blocks a TxsMany call wanted, where the node said how many
+// transactions a block holds (the block-receipts mode): Blocks such blocks held BlockTxs
+// transactions, of which Wanted were asked for.
+type TxStats struct {
+	Blocks, BlockTxs, Wanted int
+}
+
+// TxsManyStats is TxsMany that also reports TxStats.
+func (s *Source) TxsManyStats(ctx context.Context, reqs []TxRequest) (map[common.Hash]*Tx, TxStats, error) {
 	// Group blocks into units of work that cost about one batch in the block mode (a block with
 	// many wanted transactions costs two calls, else one plus one per hash), at most
 	// maxBlocksPerBatch blocks of receipts (those can be large). The per-transaction mode may
@@ -61,21 +75,26 @@ func (s *Source) TxsMany(ctx context.Context, reqs []TxRequest) (map[common.Hash
 		groups = append(groups, cur)
 	}
 	results := make([]map[common.Hash]*Tx, len(groups))
+	stats := make([]TxStats, len(groups))
 	err := s.parallel(ctx, len(groups), 1, func(ctx context.Context, lo, _ int) error {
-		m, err := s.txGroup(ctx, groups[lo])
-		results[lo] = m
+		m, st, err := s.txGroup(ctx, groups[lo])
+		results[lo], stats[lo] = m, st
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return nil, TxStats{}, err
 	}
 	out := make(map[common.Hash]*Tx, total)
-	for _, m := range results {
+	var st TxStats
+	for i, m := range results {
 		for h, tx := range m {
 			out[h] = tx
 		}
+		st.Blocks += stats[i].Blocks
+		st.BlockTxs += stats[i].BlockTxs
+		st.Wanted += stats[i].Wanted
 	}
-	return out, nil
+	return out, st, nil
 }
 
 type txUnit struct {
@@ -83,81 +102,215 @@ type txUnit struct {
 	hashes []common.Hash
 }
 
-func (s *Source) txGroup(ctx context.Context, g []txUnit) (map[common.Hash]*Tx, error) {
-	out, err := s.txGroupOnce(ctx, g)
+func (s *Source) txGroup(ctx context.Context, g []txUnit) (map[common.Hash]*Tx, TxStats, error) {
+	out, st, err := s.txGroupOnce(ctx, g)
 	if err == nil {
-		return out, nil
+		return out, st, nil
 	}
 	if kind, _, _ := classify(err); kind == kindTooLarge && len(g) > 1 {
 		// The node's batch answer limit (geth: 25 MB) is about busy blocks: halve and retry.
 		s.log.Debug("receipts batch too large; splitting", "blocks", len(g), "err", err)
-		a, err := s.txGroup(ctx, g[:len(g)/2])
+		a, sa, err := s.txGroup(ctx, g[:len(g)/2])
 		if err != nil {
-			return nil, err
+			return nil, TxStats{}, err
 		}
-		b, err := s.txGroup(ctx, g[len(g)/2:])
+		b, sb, err := s.txGroup(ctx, g[len(g)/2:])
 		if err != nil {
-			return nil, err
+			return nil, TxStats{}, err
 		}
 		for h, tx := range b {
 			a[h] = tx
 		}
-		return a, nil
+		return a, TxStats{sa.Blocks + sb.Blocks, sa.BlockTxs + sb.BlockTxs, sa.Wanted + sb.Wanted}, nil
 	}
-	return out, err
+	return out, st, err
 }
 
-func (s *Source) txGroupOnce(ctx context.Context, g []txUnit) (map[common.Hash]*Tx, error) {
+func (s *Source) txGroupOnce(ctx context.Context, g []txUnit) (map[common.Hash]*Tx, TxStats, error) {
 	var out map[common.Hash]*Tx
+	var st TxStats
 	err := s.do(ctx, "txs[batch]", 0, 0, func(ctx context.Context, ep *endpoint) error {
 		useBlock := s.cfg.Receipts == ReceiptsBlock || (s.cfg.Receipts == ReceiptsAuto && ep.receiptsSupport() >= 0)
-		m, err := s.txBatch(ctx, ep, g, useBlock)
+		m, bst, err := s.txBatch(ctx, ep, g, useBlock)
 		if useBlock && s.cfg.Receipts == ReceiptsAuto {
 			var re *RPCError
 			switch {
 			case errors.As(err, &re) && isUnsupported(re):
 				ep.setReceiptsSupport(-1)
 				s.log.Info("endpoint lacks eth_getBlockReceipts; fetching receipts one by one", "endpoint", ep.name, "err", err)
-				m, err = s.txBatch(ctx, ep, g, false)
+				m, bst, err = s.txBatch(ctx, ep, g, false)
 			case err == nil:
 				ep.setReceiptsSupport(1)
 			}
 		}
-		out = m
+		out, st = m, bst
 		return err
 	})
-	return out, err
+	return out, st, err
 }
 
 // fullBlockMinTxs: from this many wanted transactions of one block on, the block mode reads
 // them with eth_getBlockByHash(hash, true) instead of one eth_getTransactionByHash each.
 const fullBlockMinTxs = 8
 
+// rpcBlockTxs is a block object with its transactions (eth_getBlockByHash/Number(_, true)).
 type rpcBlockTxs struct {
-	Hash         common.Hash `json:"hash"`
-	Transactions []rpcTx     `json:"transactions"`
+	Null         bool // the node does not have the block
+	Hash         common.Hash
+	Number       uint64
+	Timestamp    uint64
+	Transactions []rpcTx // without their input
 }
 
+func (b *rpcBlockTxs) UnmarshalJSON(raw []byte) error {
+	*b = rpcBlockTxs{}
+	s := &scanner{b: raw}
+	if s.null() {
+		b.Null = true
+		return s.end()
+	}
+	var haveHash, haveNumber bool
+	err := s.object(func(key []byte) error {
+		switch string(key) {
+		case "hash":
+			haveHash = true
+			return s.hexInto(b.Hash[:], "block hash")
+		case "number":
+			haveNumber = true
+			return s.optUint(&b.Number, "block number")
+		case "timestamp":
+			return s.optUint(&b.Timestamp, "block timestamp")
+		case "transactions":
+			b.Transactions = []rpcTx{}
+			return s.array(func() error {
+				if s.peek() == '"' {
+					return s.fail("transaction hashes where transaction objects were asked for")
+				}
+				b.Transactions = append(b.Transactions, rpcTx{})
+				return s.tx(&b.Transactions[len(b.Transactions)-1], false)
+			})
+		default:
+			return s.skip()
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if !haveHash || !haveNumber || b.Transactions == nil {
+		return fmt.Errorf("%w: block object without hash, number or transactions", errBadResponse)
+	}
+	return s.end()
+}
+
+// rpcReceipt is a receipt object; Logs only when decoded for them.
 type rpcReceipt struct {
-	TxHash            common.Hash    `json:"transactionHash"`
-	BlockHash         common.Hash    `json:"blockHash"`
-	BlockNumber       hexutil.Uint64 `json:"blockNumber"`
-	GasUsed           hexutil.Uint64 `json:"gasUsed"`
-	EffectiveGasPrice *hexutil.Big   `json:"effectiveGasPrice"`
+	TxHash            common.Hash
+	BlockHash         common.Hash
+	BlockNumber       uint64
+	TxIndex           uint64
+	GasUsed           uint64
+	EffectiveGasPrice *big.Int
+	From              common.Address
+	To                *common.Address
+	Logs              []types.Log
+}
+
+func (r *rpcReceipt) UnmarshalJSON(b []byte) error {
+	*r = rpcReceipt{}
+	s := &scanner{b: b}
+	if err := s.receipt(r, false); err != nil {
+		return err
+	}
+	return s.end()
+}
+
+func (s *scanner) receipt(r *rpcReceipt, withLogs bool) error {
+	var haveHash, haveBlock, haveGas bool
+	err := s.object(func(key []byte) error {
+		switch string(key) {
+		case "transactionHash":
+			haveHash = true
+			return s.hexInto(r.TxHash[:], "transactionHash")
+		case "blockHash":
+			haveBlock = true
+			return s.hexInto(r.BlockHash[:], "blockHash")
+		case "blockNumber":
+			return s.optUint(&r.BlockNumber, "blockNumber")
+		case "transactionIndex":
+			return s.optUint(&r.TxIndex, "transactionIndex")
+		case "gasUsed":
+			haveGas = true
+			return s.optUint(&r.GasUsed, "gasUsed")
+		case "effectiveGasPrice":
+			return s.optBig(&r.EffectiveGasPrice, "effectiveGasPrice")
+		case "from":
+			return s.hexInto(r.From[:], "from")
+		case "to":
+			if s.null() {
+				return nil
+			}
+			r.To = new(common.Address)
+			return s.hexInto(r.To[:], "to")
+		case "logs":
+			if !withLogs {
+				return s.skip()
+			}
+			logs, err := s.logs()
+			r.Logs = logs
+			return err
+		default:
+			return s.skip()
+		}
+	})
+	if err == nil && (!haveHash || !haveBlock || !haveGas) {
+		err = fmt.Errorf("%w: receipt without transactionHash, blockHash or gasUsed", errBadResponse)
+	}
+	return err
+}
+
+// receiptList is eth_getBlockReceipts' answer; the logs are decoded only when WithLogs.
+type receiptList struct {
+	WithLogs bool
+	Null     bool // the node does not have the block
+	List     []rpcReceipt
+}
+
+func (l *receiptList) UnmarshalJSON(b []byte) error {
+	l.Null, l.List = false, nil
+	s := &scanner{b: b}
+	if s.null() {
+		l.Null = true
+		return s.end()
+	}
+	l.List = []rpcReceipt{}
+	n := 0
+	err := s.array(func() error {
+		l.List = append(l.List, rpcReceipt{})
+		if err := s.receipt(&l.List[len(l.List)-1], l.WithLogs); err != nil {
+			return fmt.Errorf("receipt %d: %w", n, err)
+		}
+		n++
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return s.end()
 }
 
 // txBatch fetches one group in one JSON-RPC batch from ep.
-func (s *Source) txBatch(ctx context.Context, ep *endpoint, g []txUnit, useBlock bool) (map[common.Hash]*Tx, error) {
+func (s *Source) txBatch(ctx context.Context, ep *endpoint, g []txUnit, useBlock bool) (map[common.Hash]*Tx, TxStats, error) {
 	var (
 		elems    []batchElem
-		blockRcs = make([]*[]rpcReceipt, len(g))
+		blockRcs = make([]*receiptList, len(g))
 		txRcs    = make([][]*rpcReceipt, len(g))
 		txs      = make([][]*rpcTx, len(g))
-		blocks   = make([]**rpcBlockTxs, len(g))
+		blocks   = make([]*rpcBlockTxs, len(g))
+		st       TxStats
 	)
 	for i, u := range g {
 		if useBlock {
-			blockRcs[i] = new([]rpcReceipt)
+			blockRcs[i] = new(receiptList)
 			elems = append(elems, batchElem{Method: "eth_getBlockReceipts", Params: []any{u.block}, Result: blockRcs[i]})
 		} else {
 			txRcs[i] = make([]*rpcReceipt, len(u.hashes))
@@ -170,7 +323,7 @@ func (s *Source) txBatch(ctx context.Context, ep *endpoint, g []txUnit, useBlock
 			// The whole block's transactions: the node has the block cached from the receipts
 			// call (senders recovered), where each per-hash lookup decodes and recovers anew.
 			// Worth it when we need a good part of the block.
-			blocks[i] = new(*rpcBlockTxs)
+			blocks[i] = new(rpcBlockTxs)
 			elems = append(elems, batchElem{Method: "eth_getBlockByHash", Params: []any{u.block, true}, Result: blocks[i]})
 			continue
 		}
@@ -178,45 +331,32 @@ func (s *Source) txBatch(ctx context.Context, ep *endpoint, g []txUnit, useBlock
 			elems = append(elems, batchElem{Method: "eth_getTransactionByHash", Params: []any{h}, Result: &txs[i][j]})
 		}
 	}
-	for _, e := range elems {
-		s.m.batchItems.WithLabelValues(ep.name, e.Method).Inc()
-	}
-	for lo := 0; lo < len(elems); lo += s.cfg.BatchSize {
-		if err := ep.rpc.batch(ctx, elems[lo:min(lo+s.cfg.BatchSize, len(elems))]); err != nil {
-			return nil, err
-		}
-	}
-	// A receipts-path error decides the path; report it before per-item troubles.
-	for _, e := range elems {
-		if e.Err != nil && e.Method == "eth_getBlockReceipts" {
-			return nil, e.Err
-		}
-	}
-	for _, e := range elems {
-		if e.Err != nil {
-			return nil, fmt.Errorf("%s: %w", e.Method, e.Err)
-		}
+	if err := s.sendBatches(ctx, ep, elems); err != nil {
+		return nil, TxStats{}, err
 	}
 	out := make(map[common.Hash]*Tx)
 	for i, u := range g {
 		var byHash map[common.Hash]*rpcReceipt
 		if useBlock {
-			if *blockRcs[i] == nil {
-				return nil, missing("receipts of block %s", u.block)
+			if blockRcs[i].Null {
+				return nil, TxStats{}, missing("receipts of block %s", u.block)
 			}
-			byHash = make(map[common.Hash]*rpcReceipt, len(*blockRcs[i]))
-			for k := range *blockRcs[i] {
-				r := &(*blockRcs[i])[k]
+			rcs := blockRcs[i].List
+			byHash = make(map[common.Hash]*rpcReceipt, len(rcs))
+			for k := range rcs {
+				r := &rcs[k]
 				if r.BlockHash != u.block {
-					return nil, missing("receipts of block %s (node answered block %s)", u.block, r.BlockHash)
+					return nil, TxStats{}, missing("receipts of block %s (node answered block %s)", u.block, r.BlockHash)
 				}
 				byHash[r.TxHash] = r
 			}
+			st.Blocks++
+			st.BlockTxs += len(rcs)
+			st.Wanted += len(u.hashes)
 		}
-		if blocks[i] != nil {
-			blk := *blocks[i]
-			if blk == nil || blk.Hash != u.block {
-				return nil, missing("block %s", u.block)
+		if blk := blocks[i]; blk != nil {
+			if blk.Null || blk.Hash != u.block {
+				return nil, TxStats{}, missing("block %s", u.block)
 			}
 			inBlock := make(map[common.Hash]*rpcTx, len(blk.Transactions))
 			for k := range blk.Transactions {
@@ -236,20 +376,45 @@ func (s *Source) txBatch(ctx context.Context, ep *endpoint, g []txUnit, useBlock
 				rc = txRcs[i][j]
 			}
 			if rc == nil || rc.BlockHash != u.block {
-				return nil, missing("receipt of transaction %s in block %s", h, u.block)
+				return nil, TxStats{}, missing("receipt of transaction %s in block %s", h, u.block)
 			}
 			tx := txs[i][j]
 			if tx == nil || tx.BlockHash == nil || *tx.BlockHash != u.block || tx.Hash != h {
-				return nil, missing("transaction %s in block %s", h, u.block)
+				return nil, TxStats{}, missing("transaction %s in block %s", h, u.block)
 			}
 			out[h] = makeTx(tx, rc)
 		}
-		s.observeHead(ep, uint64(blockNumberOf(g[i], byHash, txRcs[i])), false)
+		s.observeHead(ep, blockNumberOf(g[i], byHash, txRcs[i]), false)
 	}
-	return out, nil
+	return out, st, nil
 }
 
-func blockNumberOf(u txUnit, byHash map[common.Hash]*rpcReceipt, rcs []*rpcReceipt) hexutil.Uint64 {
+// sendBatches sends elems in batches of at most BatchSize and returns the first error: the
+// batch's own, an eth_getBlockReceipts error first (it decides the receipts path), then any
+// other element's.
+func (s *Source) sendBatches(ctx context.Context, ep *endpoint, elems []batchElem) error {
+	for _, e := range elems {
+		s.m.batchItems.WithLabelValues(ep.name, e.Method).Inc()
+	}
+	for lo := 0; lo < len(elems); lo += s.cfg.BatchSize {
+		if err := ep.rpc.batch(ctx, elems[lo:min(lo+s.cfg.BatchSize, len(elems))]); err != nil {
+			return err
+		}
+	}
+	for _, e := range elems {
+		if e.Err != nil && e.Method == "eth_getBlockReceipts" {
+			return e.Err
+		}
+	}
+	for _, e := range elems {
+		if e.Err != nil {
+			return fmt.Errorf("%s: %w", e.Method, e.Err)
+		}
+	}
+	return nil
+}
+
+func blockNumberOf(u txUnit, byHash map[common.Hash]*rpcReceipt, rcs []*rpcReceipt) uint64 {
 	if len(u.hashes) == 0 {
 		return 0
 	}
@@ -265,15 +430,148 @@ func blockNumberOf(u txUnit, byHash map[common.Hash]*rpcReceipt, rcs []*rpcRecei
 }
 
 func makeTx(tx *rpcTx, rc *rpcReceipt) *Tx {
-	out := &Tx{Hash: tx.Hash, From: tx.From, To: tx.To, GasUsed: uint64(rc.GasUsed), Value: new(big.Int), GasPrice: new(big.Int)}
+	out := &Tx{Hash: tx.Hash, From: tx.From, To: tx.To, GasUsed: rc.GasUsed, Value: new(big.Int), GasPrice: new(big.Int)}
 	if tx.Value != nil {
-		out.Value = tx.Value.ToInt()
+		out.Value = tx.Value
 	}
 	switch {
 	case rc.EffectiveGasPrice != nil:
-		out.GasPrice = rc.EffectiveGasPrice.ToInt()
+		out.GasPrice = rc.EffectiveGasPrice
 	case tx.GasPrice != nil:
-		out.GasPrice = tx.GasPrice.ToInt()
+		out.GasPrice = tx.GasPrice
 	}
 	return out
+}
+
+// ErrReceiptsUnsupported: the endpoint does not offer eth_getBlockReceipts (or Config.Receipts
+// says not to use it), so BlockContents cannot work; fetch logs with eth_getLogs instead.
+var ErrReceiptsUnsupported = errors.New("eth_getBlockReceipts unavailable")
+
+// BlockContent is one block as eth_getBlockReceipts and eth_getBlockByNumber(n, true) report it:
+// every log and every transaction.
+type BlockContent struct {
+	Number    uint64
+	Hash      common.Hash
+	Timestamp uint64
+	Logs      []types.Log         // every log of the block, logIndex order, none removed
+	Txs       map[common.Hash]*Tx // every transaction of the block
+}
+
+// BlockContents returns blocks from..to with all their logs and transactions, in order: per
+// block eth_getBlockReceipts (logs, gas used, sender) and eth_getBlockByNumber with full
+// transactions (value), in JSON-RPC batches. Where most transactions of most blocks emit logs
+// the caller handles, this replaces eth_getLogs plus the transaction lookups: the receipts
+// already carry every log, and the node's log search and second encoding of the logs are saved.
+// On a chain where the blocks hold mostly other transactions it costs far more than eth_getLogs.
+// It only asks endpoints whose head has reached `to`; the error matches ErrReceiptsUnsupported
+// when the endpoint lacks eth_getBlockReceipts.
+func (s *Source) BlockContents(ctx context.Context, from, to uint64) ([]BlockContent, error) {
+	if to < from {
+		return nil, nil
+	}
+	if s.cfg.Receipts == ReceiptsTx {
+		return nil, ErrReceiptsUnsupported
+	}
+	// About 20 blocks per batch, like the receipts groups of TxsMany.
+	const blocksPerBatch = 20
+	n := int(to - from + 1)
+	out := make([]BlockContent, n)
+	err := s.parallel(ctx, n, blocksPerBatch, func(ctx context.Context, lo, hi int) error {
+		return s.contentGroup(ctx, from+uint64(lo), from+uint64(hi-1), out[lo:hi])
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// contentGroup fills out with blocks from..to, halving the group when the node finds the
+// answer too large.
+func (s *Source) contentGroup(ctx context.Context, from, to uint64, out []BlockContent) error {
+	err := s.do(ctx, "blocks[batch]", to, 0, func(ctx context.Context, ep *endpoint) error {
+		if s.cfg.Receipts == ReceiptsAuto && ep.receiptsSupport() < 0 {
+			return ErrReceiptsUnsupported
+		}
+		err := s.contentBatch(ctx, ep, from, out)
+		var re *RPCError
+		switch {
+		case errors.As(err, &re) && isUnsupported(re):
+			if s.cfg.Receipts == ReceiptsAuto {
+				ep.setReceiptsSupport(-1)
+			}
+			return fmt.Errorf("%w: %w", ErrReceiptsUnsupported, err)
+		case err == nil:
+			ep.setReceiptsSupport(1)
+			s.observeHead(ep, to, false)
+		}
+		return err
+	})
+	if err == nil {
+		return nil
+	}
+	if kind, _, _ := classify(err); kind == kindTooLarge && to > from {
+		mid := from + (to-from)/2
+		if err := s.contentGroup(ctx, from, mid, out[:mid-from+1]); err != nil {
+			return err
+		}
+		return s.contentGroup(ctx, mid+1, to, out[mid-from+1:])
+	}
+	return err
+}
+
+func (s *Source) contentBatch(ctx context.Context, ep *endpoint, from uint64, out []BlockContent) error {
+	rcs := make([]receiptList, len(out))
+	blocks := make([]rpcBlockTxs, len(out))
+	elems := make([]batchElem, 0, 2*len(out))
+	for i := range out {
+		num := hexutil.Uint64(from + uint64(i))
+		rcs[i].WithLogs = true
+		elems = append(elems,
+			batchElem{Method: "eth_getBlockReceipts", Params: []any{num}, Result: &rcs[i]},
+			batchElem{Method: "eth_getBlockByNumber", Params: []any{num, true}, Result: &blocks[i]})
+	}
+	if err := s.sendBatches(ctx, ep, elems); err != nil {
+		return err
+	}
+	for i := range out {
+		num := from + uint64(i)
+		blk, list := &blocks[i], &rcs[i]
+		if blk.Null || list.Null {
+			return missing("block %d", num)
+		}
+		if blk.Number != num {
+			return fmt.Errorf("%w: asked block %d, got %d", errBadResponse, num, blk.Number)
+		}
+		// Both answers must describe the same block (a reorg between the two calls would not).
+		if len(list.List) != len(blk.Transactions) {
+			return missing("block %d: %d receipts for %d transactions", num, len(list.List), len(blk.Transactions))
+		}
+		c := BlockContent{Number: num, Hash: blk.Hash, Timestamp: blk.Timestamp, Txs: make(map[common.Hash]*Tx, len(list.List))}
+		nlogs := 0
+		for k := range list.List {
+			nlogs += len(list.List[k].Logs)
+		}
+		c.Logs = make([]types.Log, 0, nlogs)
+		for k := range list.List {
+			rc, tx := &list.List[k], &blk.Transactions[k]
+			if rc.BlockHash != blk.Hash || rc.TxHash != tx.Hash {
+				return missing("block %d: receipt %d (%s of block %s) does not match transaction %s of block %s", num, k, rc.TxHash, rc.BlockHash, tx.Hash, blk.Hash)
+			}
+			c.Txs[tx.Hash] = makeTx(tx, rc)
+			for _, l := range rc.Logs {
+				if l.BlockHash != blk.Hash || l.TxHash != tx.Hash || l.BlockNumber != num || l.Removed {
+					return fmt.Errorf("%w: block %d: receipt of %s holds a log of transaction %s, block %s", errBadResponse, num, tx.Hash, l.TxHash, l.BlockHash)
+				}
+				if l.BlockTimestamp == 0 {
+					l.BlockTimestamp = blk.Timestamp
+				}
+				if n := len(c.Logs); n > 0 && l.Index <= c.Logs[n-1].Index {
+					return fmt.Errorf("%w: block %d: log index %d after %d", errBadResponse, num, l.Index, c.Logs[n-1].Index)
+				}
+				c.Logs = append(c.Logs, l)
+			}
+		}
+		out[i] = c
+	}
+	return nil
 }

@@ -1,0 +1,66 @@
+package indexer_test
+
+import (
+	"context"
+	"math/big"
+	"testing"
+	"time"
+
+	"github.com/echain/echain-indexer/devchain"
+	"github.com/echain/echain-indexer/indexer"
+	"github.com/echain/echain-indexer/indexer/source"
+	"github.com/echain/echain-indexer/store/storetest"
+)
+
+// TestBackfillLogSources backfills one history three ways: eth_getLogs only, block receipts
+// only, and auto. The history opens with blocks crowded by transactions that are not Echain's
+// (as on Base) and goes on with blocks that are nearly all Echain's (as on the dev chain), so
+// auto must start with eth_getLogs and switch to receipts. All three stores must be equal.
+func TestBackfillLogSources(t *testing.T) {
+	ctx := context.Background()
+	c := startChain(t, devchain.Config{})
+	tr := devchain.NewTraffic(c, devchain.TrafficConfig{TxsPerBlock: 4}, quietLog())
+	for i := 0; i < 60; i++ {
+		for j := 0; j < 24; j++ { // plain transfers: no logs, sealed with the step's block
+			if _, err := c.SendETH(ctx, c.Deployer(), c.Treasury().Address, big.NewInt(1)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		steps(t, tr, 1)
+	}
+	steps(t, tr, 120)
+
+	index := func(mode string) (string, map[string]float64) {
+		t.Helper()
+		db := storetest.NewDB(t)
+		s := chainSetup(c, db)
+		s.Config.FinalityDepth = 16
+		s.Config.Range = source.RangeSizerConfig{Initial: 8, Max: 12}
+		s.Config.BackfillLogSource = mode
+		in := startIndexer(t, s)
+		waitSynced(t, in, c, 90*time.Second)
+		ranges := map[string]float64{}
+		for _, src := range []string{indexer.LogSourceLogs, indexer.LogSourceReceipts} {
+			ranges[src] = counter(t, in.reg, "echain_indexer_backfill_ranges_total", map[string]string{"source": src})
+		}
+		in.stop()
+		t.Logf("%s: backfill ranges %v", mode, ranges)
+		return db, ranges
+	}
+
+	logsDB, r := index(indexer.LogSourceLogs)
+	if r[indexer.LogSourceLogs] == 0 || r[indexer.LogSourceReceipts] != 0 {
+		t.Fatalf("logs mode fetched ranges %v: want eth_getLogs only", r)
+	}
+	rcptDB, r := index(indexer.LogSourceReceipts)
+	if r[indexer.LogSourceReceipts] == 0 || r[indexer.LogSourceLogs] != 0 {
+		t.Fatalf("receipts mode fetched ranges %v: want receipts only", r)
+	}
+	compareStores(t, logsDB, rcptDB)
+
+	autoDB, r := index(indexer.LogSourceAuto)
+	if r[indexer.LogSourceLogs] < 2 || r[indexer.LogSourceReceipts] < 2 {
+		t.Fatalf("auto mode fetched ranges %v: want eth_getLogs over the crowded blocks, then receipts", r)
+	}
+	compareStores(t, logsDB, autoDB)
+}
