@@ -7,7 +7,7 @@ BENCH     ?= .
 BENCHTIME ?= 1s
 TESTFLAGS ?=
 
-.PHONY: all build demo test check-generated vet fmt-check fmt unit bench contracts generate clean
+.PHONY: all build demo test check-generated vet fmt-check fmt unit bench contracts graphiql generate clean
 
 all: build
 
@@ -51,6 +51,10 @@ bench:
 # Recompiles the dev-chain contracts with the pinned solc into abis/build/ (needs node and npm).
 contracts:
 	contracts/build.sh
+
+# Re-fetches the GraphiQL page's embedded assets from npm (versions in the script).
+graphiql:
+	api/graphql/engine/graphiql/fetch.sh
 
 generate:
 	$(GO) generate ./...

@@ -379,7 +379,10 @@ func (fl *Follower) chainHeadNumber() int64 {
 }
 
 // Watches reports whether logs of the address are indexed: a fixed contract, or a data source
-// learned so far (while this process leads). The webhook receiver uses it to ignore the rest.
+// learned so far (while this process leads). The binary does not give it to the webhook
+// receiver as its Indexed filter: a hint for a clone created in a block not yet indexed would be
+// dropped, and a hint only ever costs one early look at a block, while a dropped one costs the
+// latency the webhook exists to save.
 func (fl *Follower) Watches(a common.Address) bool {
 	if _, ok := fl.filter.fixed[a]; ok {
 		return true
