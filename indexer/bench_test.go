@@ -76,6 +76,25 @@ func BenchmarkBackfill(b *testing.B) {
 	walkCPU = sampleCPU(0).sub(walkCPU)
 	b.Logf("bare getLogs walk %.2f s; CPU s: machine %.1f of %.1f, this process (node and walker) %.1f",
 		walk.Duration.Seconds(), walkCPU.busy, walkCPU.total, walkCPU.self)
+	// A second yardstick for the data the indexer needs beyond the logs (the Transaction
+	// entity's gasUsed, effectiveGasPrice and value): every block's receipts and transactions,
+	// the node's work in receipts mode, with nothing stored.
+	rcptCPU := sampleCPU(0)
+	rcptBegan := time.Now()
+	rcptLogs := 0
+	for from := c.Addresses.StartBlock; from <= uint64(head); from += 200 {
+		contents, err := src.BlockContents(ctx, from, min(from+199, uint64(head)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i := range contents {
+			rcptLogs += len(contents[i].Logs)
+		}
+	}
+	rcptWalk := time.Since(rcptBegan)
+	rcptCPU = sampleCPU(0).sub(rcptCPU)
+	b.Logf("bare receipts walk %.2f s (%d logs); CPU s: machine %.1f of %.1f, this process (node and walker) %.1f",
+		rcptWalk.Seconds(), rcptLogs, rcptCPU.busy, rcptCPU.total, rcptCPU.self)
 
 	var secs, withIndexes, logsPerSec, rss1, rss2 float64
 	var cpu cpuSample
@@ -171,6 +190,8 @@ func BenchmarkBackfill(b *testing.B) {
 	b.ReportMetric(cpu.busy-cpu.self-cpu.child, "cpu-s-rest")
 	b.ReportMetric(cpu.total-cpu.busy, "cpu-s-idle")
 	b.ReportMetric(secs/walk.Duration.Seconds(), "x-walk-time")
+	b.ReportMetric(rcptWalk.Seconds(), "s/bare-receipts-walk")
+	b.ReportMetric(secs/rcptWalk.Seconds(), "x-receipts-walk-time")
 }
 
 // profileNode writes a CPU profile of this process (the node) over the backfill to the file

@@ -18,13 +18,20 @@ type contractABIs struct {
 	factory, ticket, marketplace, poap, incentive abi.ABI
 
 	// Handled events. Their IDs are the topic0 values Contracts and Templates ask the node for.
-	eventCreated, eventUpdated, eventStatusChanged, organizerVerified, organizerUnverified *abi.Event
-	transfer, ticketMinted, ticketUsed, ticketTransferRestricted                           *abi.Event
-	ticketListed, ticketSold, listingCancelled                                             *abi.Event
-	attendanceMinted                                                                       *abi.Event
-	rewardMinted, referralUsed                                                             *abi.Event
+	eventCreated, eventUpdated, eventStatusChanged, organizerVerified, organizerUnverified *eventABI
+	transfer, ticketMinted, ticketUsed, ticketTransferRestricted                           *eventABI
+	ticketListed, ticketSold, listingCancelled                                             *eventABI
+	attendanceMinted                                                                       *eventABI
+	rewardMinted, referralUsed                                                             *eventABI
 
 	createEvent, getEventDetails *abi.Method
+}
+
+// eventABI is a handled event with its arguments split once into the topics' and the data's:
+// decode runs for every log.
+type eventABI struct {
+	abi.Event
+	indexed, data abi.Arguments
 }
 
 func loadABIs() (*contractABIs, error) {
@@ -49,12 +56,18 @@ func loadABIs() (*contractABIs, error) {
 	if err != nil {
 		return nil, err
 	}
-	ev := func(a abi.ABI, contract, name string) *abi.Event {
+	ev := func(a abi.ABI, contract, name string) *eventABI {
 		e, ok := a.Events[name]
 		if !ok && err == nil {
 			err = fmt.Errorf("ABI %s has no event %s", contract, name)
 		}
-		return &e
+		out := &eventABI{Event: e, data: e.Inputs.NonIndexed()}
+		for _, in := range e.Inputs {
+			if in.Indexed {
+				out.indexed = append(out.indexed, in)
+			}
+		}
+		return out
 	}
 	c.eventCreated = ev(c.factory, "EventFactory", "EventCreated")
 	c.eventUpdated = ev(c.factory, "EventFactory", "EventUpdated")
@@ -88,7 +101,7 @@ func loadABIs() (*contractABIs, error) {
 	return &c, nil
 }
 
-func ids(evs ...*abi.Event) []common.Hash {
+func ids(evs ...*eventABI) []common.Hash {
 	out := make([]common.Hash, len(evs))
 	for i, e := range evs {
 		out[i] = e.ID
@@ -107,23 +120,17 @@ type fields struct {
 }
 
 // decode reads a log's indexed and non-indexed arguments.
-func decode(ev *abi.Event, l *types.Log) *fields {
-	f := &fields{m: map[string]any{}}
-	var indexed abi.Arguments
-	for _, in := range ev.Inputs {
-		if in.Indexed {
-			indexed = append(indexed, in)
-		}
-	}
-	if len(l.Topics) != len(indexed)+1 || l.Topics[0] != ev.ID {
+func decode(ev *eventABI, l *types.Log) *fields {
+	f := &fields{m: make(map[string]any, len(ev.Inputs))}
+	if len(l.Topics) != len(ev.indexed)+1 || l.Topics[0] != ev.ID {
 		f.err = fmt.Errorf("%w: %s with %d topics", errUndecodable, ev.Name, len(l.Topics))
 		return f
 	}
-	if err := ev.Inputs.NonIndexed().UnpackIntoMap(f.m, l.Data); err != nil {
+	if err := ev.data.UnpackIntoMap(f.m, l.Data); err != nil {
 		f.err = fmt.Errorf("%w: %s data: %v", errUndecodable, ev.Name, err)
 		return f
 	}
-	if err := abi.ParseTopicsIntoMap(f.m, indexed, l.Topics[1:]); err != nil {
+	if err := abi.ParseTopicsIntoMap(f.m, ev.indexed, l.Topics[1:]); err != nil {
 		f.err = fmt.Errorf("%w: %s topics: %v", errUndecodable, ev.Name, err)
 	}
 	return f

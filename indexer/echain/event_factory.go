@@ -62,7 +62,7 @@ func (a *applier) eventCreated(l *types.Log) (change, error) {
 		UpdatedAt:      a.ts,
 	}
 	setMetadata(ev, a.prep.docs[d.MetadataURI])
-	ev.Save(a.b)
+	a.saveEvent(ev)
 
 	org, err := entity.LoadOrganizer(a.ctx, a.b, ev.Organizer)
 	if err != nil {
@@ -98,7 +98,7 @@ func (a *applier) eventUpdated(l *types.Log) (change, error) {
 	if doc := a.prep.docs[uri]; doc != nil || uri != old {
 		setMetadata(ev, doc)
 	}
-	ev.Save(a.b)
+	a.saveEvent(ev)
 	return change{kind: txEventUpdated, event: ev.ID}, nil
 }
 
@@ -118,7 +118,7 @@ func (a *applier) eventStatusChanged(l *types.Log) (change, error) {
 		ev.Status = "active"
 	}
 	ev.UpdatedAt = a.ts
-	ev.Save(a.b)
+	a.saveEvent(ev)
 	return change{kind: txEventStatusChanged, event: ev.ID}, nil
 }
 
@@ -150,7 +150,7 @@ func (a *applier) organizerVerification(l *types.Log, verified bool) (change, er
 
 // event loads an Event; nil (and a skipped-log count) when there is no such event.
 func (a *applier) event(id string) (*entity.Event, error) {
-	ev, err := entity.LoadEvent(a.ctx, a.b, id)
+	ev, err := a.loadEvent(id)
 	if err != nil {
 		return nil, err
 	}
@@ -158,6 +158,28 @@ func (a *applier) event(id string) (*entity.Event, error) {
 		a.h.m.skipped.WithLabelValues("unknown_event").Inc()
 	}
 	return ev, nil
+}
+
+// loadEvent is the Event as this block has left it so far; nil when there is none.
+func (a *applier) loadEvent(id string) (*entity.Event, error) {
+	if ev, ok := a.events[id]; ok {
+		return ev, nil
+	}
+	ev, err := entity.LoadEvent(a.ctx, a.b, id)
+	if err != nil || ev == nil {
+		return nil, err
+	}
+	a.events[id] = ev
+	return ev, nil
+}
+
+// saveEvent marks the Event changed; Apply saves it once the block's logs are applied.
+func (a *applier) saveEvent(ev *entity.Event) {
+	if !a.dirty[ev.ID] {
+		a.dirty[ev.ID] = true
+		a.dirtyOrder = append(a.dirtyOrder, ev.ID)
+	}
+	a.events[ev.ID] = ev
 }
 
 // setMetadata fills the fields an Event takes from its document; nil means the defaults.

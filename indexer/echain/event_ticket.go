@@ -110,7 +110,7 @@ func (a *applier) ticketMinted(l *types.Log, eventID string) (change, error) {
 	ev.TicketsSold = bigAdd(ev.TicketsSold, 1)
 	ev.Revenue = new(big.Int).Mul(ev.TicketsSold, ev.TicketPrice)
 	ev.UpdatedAt = a.ts
-	ev.Save(a.b)
+	a.saveEvent(ev)
 	return change{kind: txTicketPurchase, event: eventID, ticket: tid}, nil
 }
 
@@ -138,7 +138,7 @@ func (a *applier) ticketUsed(l *types.Log, eventID string) (change, error) {
 	if ev != nil {
 		ev.TicketsUsed = bigAdd(ev.TicketsUsed, 1)
 		ev.UpdatedAt = a.ts
-		ev.Save(a.b)
+		a.saveEvent(ev)
 	}
 	return change{kind: txTicketCheckIn, event: eventID, ticket: tid}, nil
 }

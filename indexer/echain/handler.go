@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/echain/echain-indexer/indexer"
+	"github.com/echain/echain-indexer/schema/entity"
 	"github.com/echain/echain-indexer/store"
 )
 
@@ -231,8 +232,10 @@ func (h *Handler) Apply(ctx context.Context, blk *indexer.Block, b indexer.Batch
 	}
 	a := &applier{
 		h: h, ctx: ctx, blk: blk, b: b, prep: p,
-		ts:   big.NewInt(blk.Ptr.Timestamp),
-		byTx: map[common.Hash]*txState{},
+		ts:     big.NewInt(blk.Ptr.Timestamp),
+		byTx:   map[common.Hash]*txState{},
+		events: map[string]*entity.Event{},
+		dirty:  map[string]bool{},
 	}
 	for i := range blk.Logs {
 		l := &blk.Logs[i]
@@ -252,6 +255,9 @@ func (h *Handler) Apply(ctx context.Context, blk *indexer.Block, b indexer.Batch
 			a.record(l, c)
 		}
 	}
+	for _, id := range a.dirtyOrder {
+		a.events[id].Save(b)
+	}
 	if err := a.saveTransactions(); err != nil {
 		return fmt.Errorf("echain apply block %d: %w", blk.Ptr.Number, err)
 	}
@@ -269,6 +275,13 @@ type applier struct {
 
 	txs  []*txState // transactions in order of their first changing log
 	byTx map[common.Hash]*txState
+
+	// events are the block's Events, each loaded once and saved once at the end of the block
+	// (dirty, in order of first change): a busy event is changed by every mint, and the store
+	// keeps one version per entity per block whatever the number of saves.
+	events     map[string]*entity.Event
+	dirty      map[string]bool
+	dirtyOrder []string
 }
 
 // apply dispatches a log to its contract's rules.

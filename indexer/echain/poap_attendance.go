@@ -50,7 +50,7 @@ func (a *applier) poapAttendance(l *types.Log) (change, error) {
 
 // eventRef is the id of the Event with that id, or nil when there is no such event.
 func (a *applier) eventRef(id *big.Int) (*string, error) {
-	ev, err := entity.LoadEvent(a.ctx, a.b, id.String())
+	ev, err := a.loadEvent(id.String())
 	if err != nil || ev == nil {
 		return nil, err
 	}
