@@ -42,6 +42,10 @@ type TxStats struct {
 	Blocks, BlockTxs, Wanted int
 }
 
+func (a TxStats) plus(b TxStats) TxStats {
+	return TxStats{a.Blocks + b.Blocks, a.BlockTxs + b.BlockTxs, a.Wanted + b.Wanted}
+}
+
 // TxsManyStats is TxsMany that also reports TxStats.
 func (s *Source) TxsManyStats(ctx context.Context, reqs []TxRequest) (map[common.Hash]*Tx, TxStats, error) {
 	// Group blocks into units of work that cost about one batch in the block mode (a block with
@@ -90,9 +94,7 @@ func (s *Source) TxsManyStats(ctx context.Context, reqs []TxRequest) (map[common
 		for h, tx := range m {
 			out[h] = tx
 		}
-		st.Blocks += stats[i].Blocks
-		st.BlockTxs += stats[i].BlockTxs
-		st.Wanted += stats[i].Wanted
+		st = st.plus(stats[i])
 	}
 	return out, st, nil
 }
@@ -121,7 +123,7 @@ func (s *Source) txGroup(ctx context.Context, g []txUnit) (map[common.Hash]*Tx, 
 		for h, tx := range b {
 			a[h] = tx
 		}
-		return a, TxStats{sa.Blocks + sb.Blocks, sa.BlockTxs + sb.BlockTxs, sa.Wanted + sb.Wanted}, nil
+		return a, sa.plus(sb), nil
 	}
 	return out, st, err
 }
