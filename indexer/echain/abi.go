@@ -32,6 +32,63 @@ type contractABIs struct {
 type eventABI struct {
 	abi.Event
 	indexed, data abi.Arguments
+	// words is set when every argument is a one-word type (uint256, address, bool, bytes32):
+	// where each argument sits. Such logs, most of those handled (Transfer, TicketMinted), are
+	// read straight from their topics and data instead of through go-ethereum's reflection and
+	// a map of boxed values per log.
+	words []wordArg
+}
+
+// wordKind is the ABI type of a one-word argument.
+type wordKind uint8
+
+const (
+	wordUint256 wordKind = iota + 1
+	wordAddress
+	wordBool
+	wordBytes32
+)
+
+func wordKindOf(t abi.Type) wordKind {
+	switch {
+	case t.T == abi.UintTy && t.Size == 256:
+		return wordUint256
+	case t.T == abi.AddressTy:
+		return wordAddress
+	case t.T == abi.BoolTy:
+		return wordBool
+	case t.T == abi.FixedBytesTy && t.Size == 32:
+		return wordBytes32
+	}
+	return 0
+}
+
+// wordArg is one argument of a one-word event: topic at (from 1) or data word at.
+type wordArg struct {
+	name  string
+	kind  wordKind
+	topic bool
+	at    int
+}
+
+// wordArgs lays out the arguments of e when all are one word, else returns nil.
+func wordArgs(e abi.Event) []wordArg {
+	out := make([]wordArg, 0, len(e.Inputs))
+	topic, word := 1, 0
+	for _, in := range e.Inputs {
+		k := wordKindOf(in.Type)
+		if k == 0 {
+			return nil
+		}
+		a := wordArg{name: in.Name, kind: k, topic: in.Indexed}
+		if in.Indexed {
+			a.at, topic = topic, topic+1
+		} else {
+			a.at, word = word, word+1
+		}
+		out = append(out, a)
+	}
+	return out
 }
 
 func loadABIs() (*contractABIs, error) {
@@ -61,7 +118,7 @@ func loadABIs() (*contractABIs, error) {
 		if !ok && err == nil {
 			err = fmt.Errorf("ABI %s has no event %s", contract, name)
 		}
-		out := &eventABI{Event: e, data: e.Inputs.NonIndexed()}
+		out := &eventABI{Event: e, data: e.Inputs.NonIndexed(), words: wordArgs(e)}
 		for _, in := range e.Inputs {
 			if in.Indexed {
 				out.indexed = append(out.indexed, in)
@@ -115,17 +172,38 @@ var errUndecodable = errors.New("log does not match its event's ABI")
 // fields are a decoded log's arguments by name. Accessors record the first mismatch in err,
 // so a handler decodes everything it needs and checks once.
 type fields struct {
-	m   map[string]any
-	err error
+	m     map[string]any // decoded by go-ethereum: events with a dynamic argument
+	words []wordArg      // else where each argument sits in log
+	log   *types.Log
+	err   error
 }
 
-// decode reads a log's indexed and non-indexed arguments.
+// decode reads a log's indexed and non-indexed arguments. It refuses what go-ethereum's
+// decoder refuses: a topic count that differs from the event's, data shorter than its words,
+// a bool word other than 0 or 1.
 func decode(ev *eventABI, l *types.Log) *fields {
-	f := &fields{m: make(map[string]any, len(ev.Inputs))}
+	f := &fields{}
 	if len(l.Topics) != len(ev.indexed)+1 || l.Topics[0] != ev.ID {
 		f.err = fmt.Errorf("%w: %s with %d topics", errUndecodable, ev.Name, len(l.Topics))
 		return f
 	}
+	if ev.words != nil {
+		f.words, f.log = ev.words, l
+		if n := len(ev.data); len(l.Data) < 32*n {
+			f.err = fmt.Errorf("%w: %s data: %d bytes for %d words", errUndecodable, ev.Name, len(l.Data), n)
+			return f
+		}
+		for i := range ev.words {
+			if ev.words[i].kind == wordBool {
+				if w := f.word(&ev.words[i]); !isBoolWord(w) {
+					f.err = fmt.Errorf("%w: %s: argument %s is not an encoded bool", errUndecodable, ev.Name, ev.words[i].name)
+					return f
+				}
+			}
+		}
+		return f
+	}
+	f.m = make(map[string]any, len(ev.Inputs))
 	if err := ev.data.UnpackIntoMap(f.m, l.Data); err != nil {
 		f.err = fmt.Errorf("%w: %s data: %v", errUndecodable, ev.Name, err)
 		return f
@@ -136,6 +214,41 @@ func decode(ev *eventABI, l *types.Log) *fields {
 	return f
 }
 
+func isBoolWord(w []byte) bool {
+	for _, b := range w[:31] {
+		if b != 0 {
+			return false
+		}
+	}
+	return w[31] <= 1
+}
+
+// word is the 32 bytes of a one-word argument.
+func (f *fields) word(a *wordArg) []byte {
+	if a.topic {
+		return f.log.Topics[a.at][:]
+	}
+	return f.log.Data[32*a.at : 32*a.at+32]
+}
+
+// wordOf finds argument name of kind k; nil (and a recorded mismatch) when there is none, and
+// nil once the log is refused.
+func (f *fields) wordOf(name string, k wordKind, want string) []byte {
+	if f.err != nil {
+		return nil // the log is refused already; its words may not be there
+	}
+	for i := range f.words {
+		if f.words[i].name == name {
+			if f.words[i].kind != k {
+				break
+			}
+			return f.word(&f.words[i])
+		}
+	}
+	f.miss(name, want)
+	return nil
+}
+
 func (f *fields) miss(name string, want string) {
 	if f.err == nil {
 		f.err = fmt.Errorf("%w: argument %s is not %s", errUndecodable, name, want)
@@ -143,6 +256,13 @@ func (f *fields) miss(name string, want string) {
 }
 
 func (f *fields) big(name string) *big.Int {
+	if f.words != nil {
+		w := f.wordOf(name, wordUint256, "an integer")
+		if w == nil {
+			return new(big.Int)
+		}
+		return new(big.Int).SetBytes(w)
+	}
 	v, ok := f.m[name].(*big.Int)
 	if !ok {
 		f.miss(name, "an integer")
@@ -152,6 +272,9 @@ func (f *fields) big(name string) *big.Int {
 }
 
 func (f *fields) addr(name string) common.Address {
+	if f.words != nil {
+		return common.BytesToAddress(f.wordOf(name, wordAddress, "an address"))
+	}
 	v, ok := f.m[name].(common.Address)
 	if !ok {
 		f.miss(name, "an address")
@@ -160,6 +283,10 @@ func (f *fields) addr(name string) common.Address {
 }
 
 func (f *fields) str(name string) string {
+	if f.words != nil {
+		f.miss(name, "a string")
+		return ""
+	}
 	v, ok := f.m[name].(string)
 	if !ok {
 		f.miss(name, "a string")
@@ -168,6 +295,10 @@ func (f *fields) str(name string) string {
 }
 
 func (f *fields) boolean(name string) bool {
+	if f.words != nil {
+		w := f.wordOf(name, wordBool, "a bool")
+		return w != nil && w[31] == 1
+	}
 	v, ok := f.m[name].(bool)
 	if !ok {
 		f.miss(name, "a bool")
@@ -176,6 +307,11 @@ func (f *fields) boolean(name string) bool {
 }
 
 func (f *fields) bytes32(name string) [32]byte {
+	if f.words != nil {
+		var v [32]byte
+		copy(v[:], f.wordOf(name, wordBytes32, "bytes32"))
+		return v
+	}
 	v, ok := f.m[name].([32]byte)
 	if !ok {
 		f.miss(name, "bytes32")
