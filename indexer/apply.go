@@ -16,18 +16,25 @@ import (
 // data sources (already in st) that emitted them.
 func groupBlocks(logs []types.Log, st *chainState) []*Block {
 	var out []*Block
+	start := 0
 	for i := range logs {
-		lg := logs[i]
+		lg := &logs[i]
 		if len(out) == 0 || out[len(out)-1].Ptr.Number != int64(lg.BlockNumber) {
+			if len(out) > 0 {
+				out[len(out)-1].Logs = logs[start:i:i]
+			}
+			start = i
 			out = append(out, &Block{
 				Ptr: store.BlockPtr{Number: int64(lg.BlockNumber), Hash: lg.BlockHash, Timestamp: int64(lg.BlockTimestamp)},
 			})
 		}
-		blk := out[len(out)-1]
-		blk.Logs = append(blk.Logs, lg)
 		if d, ok := st.source(lg.Address); ok {
-			addSourceTo(blk, d)
+			addSourceTo(out[len(out)-1], d)
 		}
+	}
+	if len(out) > 0 {
+		// Each block's logs are a window on logs, capped so that an append copies.
+		out[len(out)-1].Logs = logs[start:len(logs):len(logs)]
 	}
 	return out
 }

@@ -182,9 +182,16 @@ func (fl *Follower) runRange(ctx context.Context, st *chainState, j *rangeJob, p
 			fail(fmt.Errorf("block receipts %d-%d: %w", j.from, j.to, err))
 			return
 		}
-		j.known = map[common.Hash]*Tx{}
+		nlogs, ntxs := 0, 0
+		for i := range contents {
+			nlogs += len(contents[i].Logs)
+			ntxs += len(contents[i].Txs)
+		}
+		raw = make([]types.Log, 0, nlogs)
+		j.known = make(map[common.Hash]*Tx, ntxs)
 		for i := range contents {
 			raw = append(raw, contents[i].Logs...)
+			contents[i].Logs = nil
 			maps.Copy(j.known, contents[i].Txs)
 		}
 	}
@@ -208,18 +215,10 @@ func (fl *Follower) runRange(ctx context.Context, st *chainState, j *rangeJob, p
 		fl.metrics.backfillRanges.WithLabelValues(LogSourceLogs).Inc()
 	}
 	wide := merged || byReceipts // raw holds the logs of every address
-	var fixed, rest []types.Log
-	for i := range raw {
-		switch {
-		case raw[i].Removed:
-		case fl.filter.wantFixed(&raw[i]):
-			fixed = append(fixed, raw[i])
-		case wide:
-			rest = append(rest, raw[i])
-		}
-	}
-	raw = nil
-	sortLogs(fixed)
+	// The logs are filtered in place: a range holds a few hundred thousand of them, and each
+	// copy of a types.Log is 170 bytes more for the collector.
+	raw = dropRemoved(raw)
+	sortLogs(raw)
 
 	select {
 	case <-prev:
@@ -228,60 +227,91 @@ func (fl *Follower) runRange(ctx context.Context, st *chainState, j *rangeJob, p
 		return
 	}
 	j.created = map[int64][]store.DataSource{}
-	for i := range fixed {
-		for _, d := range fl.handler.Discover(&fixed[i]) {
+	for i := range raw {
+		if !fl.filter.wantFixed(&raw[i]) {
+			continue // a data source's log or another contract's (wide), or a foreign topic
+		}
+		for _, d := range fl.handler.Discover(&raw[i]) {
 			if st.addSource(d) {
 				j.created[d.Block] = append(j.created[d.Block], d)
 			}
 		}
 	}
+	templates := len(fl.filter.templateTopics) > 0
 	var addrs []common.Address
-	if !wide {
+	if !wide && templates {
 		addrs = st.sourceAddrs()
 	}
 	close(j.discovered)
 	discoveredClosed = true
 
-	all := fixed
-	if len(fl.filter.templateTopics) > 0 && (wide || len(addrs) > 0) {
-		tmplRaw := rest
-		if !wide {
-			t0 := time.Now()
-			tmplRaw, err = fl.rangeLogs(ctx, j.from, j.to, addrs, fl.filter.templateTopics)
+	// keepTemplate reports whether lg is a handled log of a known data source.
+	foreign := 0
+	keepTemplate := func(lg *types.Log) (bool, error) {
+		d, ok := st.source(lg.Address)
+		if lg.Removed || !ok || !fl.filter.wantTemplate(lg, d) {
+			foreign++
+			return false, nil
+		}
+		for _, nd := range fl.handler.Discover(lg) {
+			if _, known := st.source(nd.Address); !known {
+				return false, fmt.Errorf("a %s log at block %d creates data source %s: data sources created by template logs are not supported",
+					d.Template, lg.BlockNumber, nd.Address)
+			}
+		}
+		return true, nil
+	}
+	all := raw[:0]
+	for i := range raw {
+		keep := fl.filter.wantFixed(&raw[i])
+		if !keep && wide && templates {
+			var err error
+			if keep, err = keepTemplate(&raw[i]); err != nil {
+				fail(err)
+				return
+			}
+		}
+		if keep {
+			all = append(all, raw[i])
+		}
+	}
+	if len(addrs) > 0 {
+		t0 := time.Now()
+		tmplRaw, err := fl.rangeLogs(ctx, j.from, j.to, addrs, fl.filter.templateTopics)
+		if err != nil {
+			fail(err)
+			return
+		}
+		fetching += time.Since(t0)
+		joined := make([]types.Log, len(all), len(all)+len(tmplRaw))
+		copy(joined, all)
+		for i := range tmplRaw {
+			keep, err := keepTemplate(&tmplRaw[i])
 			if err != nil {
 				fail(err)
 				return
 			}
-			fetching += time.Since(t0)
-		}
-		foreign := 0
-		for i := range tmplRaw {
-			lg := &tmplRaw[i]
-			d, ok := st.source(lg.Address)
-			if lg.Removed || !ok || !fl.filter.wantTemplate(lg, d) {
-				foreign++
-				continue
+			if keep {
+				joined = append(joined, tmplRaw[i])
 			}
-			for _, nd := range fl.handler.Discover(lg) {
-				if _, known := st.source(nd.Address); !known {
-					fail(fmt.Errorf("a %s log at block %d creates data source %s: data sources created by template logs are not supported",
-						d.Template, lg.BlockNumber, nd.Address))
-					return
-				}
-			}
-			all = append(all, *lg)
 		}
-		if merged {
-			fl.topicMode.observe(len(all), foreign, j.to-j.from+1)
-		}
+		all = joined
 		sortLogs(all)
-		all = dedupLogs(all)
 	}
+	if merged {
+		fl.topicMode.observe(len(all), foreign, j.to-j.from+1)
+	}
+	all = dedupLogs(all)
 	j.logs = len(all)
 	fl.sizer.Success(uint64(j.to-j.from+1), len(all), fetching)
 	j.logsTook = time.Since(began)
 
 	j.blocks = groupBlocks(all, st)
+	if contents != nil {
+		for _, blk := range j.blocks {
+			blk.Known = contents[blk.Ptr.Number-j.from].Txs
+		}
+	}
 	head, err := fl.src.HeaderByNumber(ctx, big.NewInt(j.to))
 	if err != nil {
 		fail(fmt.Errorf("header %d: %w", j.to, err))
@@ -326,13 +356,32 @@ func (fl *Follower) runRange(ctx context.Context, st *chainState, j *rangeJob, p
 	j.ready = time.Now()
 }
 
+// sortLogs orders logs by (block, index). Answers of one request come ordered, so the check
+// usually is all it costs.
 func sortLogs(logs []types.Log) {
-	sort.SliceStable(logs, func(i, j int) bool {
-		if logs[i].BlockNumber != logs[j].BlockNumber {
-			return logs[i].BlockNumber < logs[j].BlockNumber
+	less := func(a, b *types.Log) bool {
+		if a.BlockNumber != b.BlockNumber {
+			return a.BlockNumber < b.BlockNumber
 		}
-		return logs[i].Index < logs[j].Index
-	})
+		return a.Index < b.Index
+	}
+	for i := 1; i < len(logs); i++ {
+		if less(&logs[i], &logs[i-1]) {
+			sort.SliceStable(logs, func(i, j int) bool { return less(&logs[i], &logs[j]) })
+			return
+		}
+	}
+}
+
+// dropRemoved filters out logs marked removed, in place.
+func dropRemoved(logs []types.Log) []types.Log {
+	out := logs[:0]
+	for i := range logs {
+		if !logs[i].Removed {
+			out = append(out, logs[i])
+		}
+	}
+	return out
 }
 
 func dedupLogs(logs []types.Log) []types.Log {

@@ -15,6 +15,9 @@ type Block struct {
 	Ptr  store.BlockPtr
 	Logs []types.Log         // the handled logs of the block in logIndex order; none removed
 	Txs  map[common.Hash]*Tx // every transaction that emitted one of Logs
+	// Known are the block's transactions the follower held before Prepare, calldata included
+	// (a backfill range read from block receipts); nil otherwise. Prepare may read it.
+	Known map[common.Hash]*Tx
 	// Sources are the template instances (data sources learned by Discover) that emitted Logs,
 	// by address: how a clone's log finds its event.
 	Sources map[common.Address]store.DataSource
@@ -58,7 +61,7 @@ type Handler interface {
 	// Prepare fetches what Apply needs beyond logs and transactions (contract calls, metadata
 	// documents) for blocks about to be applied, into Block.Extra. It may run concurrently for
 	// different ranges, and while the follower fills Block.Txs of the same blocks (so it must
-	// not read Txs); it must not write entities.
+	// not read Txs, only Known); it must not write entities.
 	Prepare(ctx context.Context, blocks []*Block) error
 	// Apply runs one block's logs through the mappings, in log order.
 	Apply(ctx context.Context, blk *Block, b Batch) error

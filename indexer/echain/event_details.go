@@ -51,6 +51,7 @@ type detailsRequest struct {
 	Block     uint64
 	BlockHash common.Hash
 	TxHash    common.Hash
+	Tx        *source.Tx // the transaction when the follower already holds it, else nil
 }
 
 // factoryEvent mirrors IEventFactory.Event, the tuple getEventDetails returns.
@@ -194,14 +195,22 @@ func (h *Handler) fetchDetails(ctx context.Context, reqs []detailsRequest) (map[
 // detailsFromCalldata decodes the createEvent arguments when the transaction called the factory
 // directly; nil when it did not (a smart wallet, a multisig).
 func (h *Handler) detailsFromCalldata(ctx context.Context, r detailsRequest) (*eventDetails, error) {
-	tx, err := h.chain.TransactionByHash(ctx, r.TxHash)
-	if err != nil {
-		return nil, fmt.Errorf("transaction %s of event %s: %w", r.TxHash, r.EventID, err)
+	var (
+		to   *common.Address
+		data []byte
+	)
+	if r.Tx != nil && r.Tx.Input != nil {
+		to, data = r.Tx.To, r.Tx.Input // a backfill from block contents already read it
+	} else {
+		tx, err := h.chain.TransactionByHash(ctx, r.TxHash)
+		if err != nil {
+			return nil, fmt.Errorf("transaction %s of event %s: %w", r.TxHash, r.EventID, err)
+		}
+		to, data = tx.To, tx.Input
 	}
-	if tx.To == nil || *tx.To != h.cfg.EventFactory.Address {
+	if to == nil || *to != h.cfg.EventFactory.Address {
 		return nil, nil
 	}
-	data := tx.Input
 	if len(data) < 4 || string(data[:4]) != string(h.abi.createEvent.ID) {
 		return nil, nil
 	}

@@ -199,6 +199,32 @@ func TestEventDetailsFallbackInjected(t *testing.T) {
 	}
 }
 
+// TestEventDetailsFallbackFromKnownCalldata: when the follower already holds the creating
+// transactions (a backfill from block receipts), the calldata fallback reads them instead of
+// asking the node for each.
+func TestEventDetailsFallbackFromKnownCalldata(t *testing.T) {
+	var f *faultyChain
+	x := newHarness(t, harnessOpts{archive: true, known: true, wrap: func(c Chain) Chain {
+		f = &faultyChain{Chain: c, batch: true}
+		return batchingFaultyChain{f}
+	}})
+	direct, via, e1, e2 := fallbackScenario(x)
+	f.set(errNoHistory, nil)
+	x.index()
+	checkTimes(t, x, e1.EventID, direct)
+	checkTimes(t, x, e2.EventID, via)
+	if got := counterValue(t, x.h.m.detailsFallback.WithLabelValues("calldata")); got != 1 {
+		t.Errorf("calldata fallbacks = %v, want 1", got)
+	}
+	if got := counterValue(t, x.h.m.detailsFallback.WithLabelValues("latest")); got != 1 {
+		t.Errorf("latest fallbacks = %v, want 1 (the wallet's call is not createEvent on the factory)", got)
+	}
+	if n := f.txLookups.Load(); n != 0 {
+		t.Errorf("%d transaction lookups with the transactions at hand, want 0", n)
+	}
+	x.compare()
+}
+
 // TestEventDetailsUnavailableEverywhere: a factory that can never answer (every call reverts)
 // must not stall indexing: the event is indexed with zero times and no metadata.
 func TestEventDetailsUnavailableEverywhere(t *testing.T) {

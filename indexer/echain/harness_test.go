@@ -33,6 +33,7 @@ const metaTimeout = 2 * time.Second
 // harness runs a dev chain and indexes it into a real store the way the follower does, one
 // commit per block, with the chain access and log fetching written out here.
 type harness struct {
+	opts    harnessOpts
 	t       *testing.T
 	ctx     context.Context
 	dc      *devchain.Chain
@@ -53,6 +54,7 @@ type harnessOpts struct {
 	wrap      func(Chain) Chain // fault injection around the mappings' chain access
 	pgCache   bool              // keep metadata documents in the store's indexer.metadata_cache
 	metaWait  time.Duration     // the mappings' metadata timeout; default metaTimeout
+	known     bool              // hand Prepare the blocks' transactions with calldata, as a receipts backfill does
 }
 
 func newHarness(t *testing.T, o harnessOpts) *harness {
@@ -68,7 +70,7 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 		t.Fatalf("start dev chain: %v", err)
 	}
 	t.Cleanup(func() { dc.Close() })
-	x := &harness{t: t, ctx: ctx, dc: dc, reg: prometheus.NewRegistry(), sources: map[common.Address]store.DataSource{}}
+	x := &harness{t: t, opts: o, ctx: ctx, dc: dc, reg: prometheus.NewRegistry(), sources: map[common.Address]store.DataSource{}}
 	x.chain = EthClient(dc.Client())
 	if o.wrap != nil {
 		x.chain = o.wrap(x.chain)
@@ -230,6 +232,12 @@ func (x *harness) indexErr() error {
 					return err
 				}
 				blk.Txs[l.TxHash] = tx
+				if x.opts.known {
+					if blk.Known == nil {
+						blk.Known = map[common.Hash]*indexer.Tx{}
+					}
+					blk.Known[l.TxHash] = tx
+				}
 			}
 		}
 		blocks = append(blocks, blk)
@@ -270,7 +278,7 @@ func (x *harness) tx(hash common.Hash) (*indexer.Tx, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &source.Tx{Hash: hash, From: from, To: tx.To(), Value: tx.Value(), GasUsed: rc.GasUsed, GasPrice: rc.EffectiveGasPrice}, nil
+	return &source.Tx{Hash: hash, From: from, To: tx.To(), Value: tx.Value(), GasUsed: rc.GasUsed, GasPrice: rc.EffectiveGasPrice, Input: tx.Data()}, nil
 }
 
 // oracleConfig is the oracle's view of this deployment: metadata predicted from the dev

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -73,8 +72,16 @@ type httpRPC struct {
 	client  *http.Client
 	maxResp int64
 	ids     atomic.Uint64
-	bufs    sync.Pool // *bytes.Buffer for batch answers
+	// bufs keeps buffers for batch answers across garbage collections, which empty a
+	// sync.Pool: a backfill reads megabytes per batch, and regrowing a buffer to that size for
+	// each answer was a tenth of the indexer's allocation. Nil: no reuse.
+	bufs chan *bytes.Buffer
 }
+
+const (
+	keptBuffers   = 8 // about the batches a backfill has in flight
+	maxKeptBuffer = 16 << 20
+)
 
 type request struct {
 	Version string `json:"jsonrpc"`
@@ -155,11 +162,22 @@ func (h *httpRPC) batch(ctx context.Context, elems []batchElem) error {
 	defer drainClose(resp.Body)
 	// Answers are read into a reused buffer: a backfill reads many large ones, and the decoders
 	// copy what they keep.
-	buf, _ := h.bufs.Get().(*bytes.Buffer)
-	if buf == nil {
+	var buf *bytes.Buffer
+	select {
+	case buf = <-h.bufs:
+	default:
 		buf = new(bytes.Buffer)
 	}
-	defer func() { buf.Reset(); h.bufs.Put(buf) }()
+	defer func() {
+		if buf.Cap() > maxKeptBuffer {
+			return // a rare giant answer: not worth holding on to
+		}
+		buf.Reset()
+		select {
+		case h.bufs <- buf:
+		default:
+		}
+	}()
 	if _, err := buf.ReadFrom(&capReader{r: resp.Body, n: h.maxResp}); err != nil {
 		return decodeErr(err)
 	}

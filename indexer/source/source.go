@@ -1,6 +1,7 @@
 package source
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -59,6 +60,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 				url:     e.HTTPURL,
 				client:  &http.Client{Transport: newTransport(e.HTTPURL)},
 				maxResp: cfg.MaxResponseBytes,
+				bufs:    make(chan *bytes.Buffer, keptBuffers),
 			},
 		})
 	}

@@ -157,15 +157,16 @@ const fullBlockMinTxs = 8
 
 // rpcBlockTxs is a block object with its transactions (eth_getBlockByHash/Number(_, true)).
 type rpcBlockTxs struct {
+	WithInput    bool // set before decoding: keep the transactions' calldata
 	Null         bool // the node does not have the block
 	Hash         common.Hash
 	Number       uint64
 	Timestamp    uint64
-	Transactions []rpcTx // without their input
+	Transactions []rpcTx
 }
 
 func (b *rpcBlockTxs) UnmarshalJSON(raw []byte) error {
-	*b = rpcBlockTxs{}
+	*b = rpcBlockTxs{WithInput: b.WithInput}
 	s := &scanner{b: raw}
 	if s.null() {
 		b.Null = true
@@ -189,7 +190,7 @@ func (b *rpcBlockTxs) UnmarshalJSON(raw []byte) error {
 					return s.fail("transaction hashes where transaction objects were asked for")
 				}
 				b.Transactions = append(b.Transactions, rpcTx{})
-				return s.tx(&b.Transactions[len(b.Transactions)-1], false)
+				return s.tx(&b.Transactions[len(b.Transactions)-1], b.WithInput)
 			})
 		default:
 			return s.skip()
@@ -432,7 +433,7 @@ func blockNumberOf(u txUnit, byHash map[common.Hash]*rpcReceipt, rcs []*rpcRecei
 }
 
 func makeTx(tx *rpcTx, rc *rpcReceipt) *Tx {
-	out := &Tx{Hash: tx.Hash, From: tx.From, To: tx.To, GasUsed: rc.GasUsed, Value: new(big.Int), GasPrice: new(big.Int)}
+	out := &Tx{Hash: tx.Hash, From: tx.From, To: tx.To, GasUsed: rc.GasUsed, Value: new(big.Int), GasPrice: new(big.Int), Input: tx.Input}
 	if tx.Value != nil {
 		out.Value = tx.Value
 	}
@@ -528,6 +529,7 @@ func (s *Source) contentBatch(ctx context.Context, ep *endpoint, from uint64, ou
 	for i := range out {
 		num := hexutil.Uint64(from + uint64(i))
 		rcs[i].WithLogs = true
+		blocks[i].WithInput = true // the mappings may need a call's arguments (event details)
 		elems = append(elems,
 			batchElem{Method: "eth_getBlockReceipts", Params: []any{num}, Result: &rcs[i]},
 			batchElem{Method: "eth_getBlockByNumber", Params: []any{num, true}, Result: &blocks[i]})
