@@ -197,19 +197,41 @@ func (h *httpRPC) batch(ctx context.Context, elems []batchElem) error {
 	return decodeBatch(raw, elems, ids)
 }
 
+// scanDecoder is a batch result that reads itself from the answer's scanner. decodeBatch hands
+// it its result in place when the answer's id came first (as geth writes it), so the answer is
+// scanned once rather than once for its extent and again to decode it.
+type scanDecoder interface {
+	scan(s *scanner) error
+}
+
 // decodeBatch matches the answers to the requests by id and decodes each result into its target:
-// a target that decodes itself (json.Unmarshaler: the large answers, see scan.go) is handed its
-// bytes directly, without encoding/json's separate validation pass. A malformed answer as a
-// whole is an error; a result that does not decode, or a missing answer, is that element's Err.
+// a target that decodes itself (scanDecoder or json.Unmarshaler: the large answers, see scan.go)
+// is handed its bytes directly, without encoding/json's separate validation pass. A malformed
+// answer as a whole is an error; a result that does not decode, or a missing answer, is that
+// element's Err. Where a node answers an id twice the first answer counts.
 func decodeBatch(raw []byte, elems []batchElem, ids []uint64) error {
 	type answer struct {
 		id, err, result []byte
 		hasResult       bool
+		inline          int // the element decoded in place, else -1
 	}
+	byID := make(map[uint64]int, len(elems))
+	for i, id := range ids {
+		byID[id] = i
+	}
+	elemOf := func(id []byte) (int, bool) {
+		n, err := strconv.ParseUint(strings.Trim(string(id), `"`), 10, 64)
+		if err != nil {
+			return 0, false
+		}
+		i, ok := byID[n]
+		return i, ok
+	}
+	seen := make([]bool, len(elems))
 	var answers []answer
 	s := &scanner{b: raw}
 	err := s.array(func() error {
-		var a answer
+		a := answer{inline: -1}
 		err := s.object(func(key []byte) error {
 			var err error
 			switch string(key) {
@@ -221,8 +243,22 @@ func decodeBatch(raw []byte, elems []batchElem, ids []uint64) error {
 				}
 				a.err, err = s.raw()
 			case "result":
-				a.result, err = s.raw()
 				a.hasResult = true
+				if i, ok := elemOf(a.id); ok && !seen[i] && a.inline < 0 {
+					if d, ok := elems[i].Result.(scanDecoder); ok {
+						seen[i], a.inline = true, i
+						at := s.i
+						if derr := d.scan(s); derr != nil {
+							// Well-formed JSON that is not what was asked for: this element's
+							// error; the scanner resumes after the value.
+							elems[i].Err = fmt.Errorf("%w: %s: %v", errBadResponse, elems[i].Method, derr)
+							s.i = at
+							return s.skip()
+						}
+						return nil
+					}
+				}
+				a.result, err = s.raw()
 			default:
 				err = s.skip()
 			}
@@ -237,21 +273,14 @@ func decodeBatch(raw []byte, elems []batchElem, ids []uint64) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", errBadResponse, err)
 	}
-	byID := make(map[uint64]int, len(elems))
-	for i, id := range ids {
-		byID[id] = i
-	}
-	seen := make([]bool, len(elems))
 	for _, a := range answers {
-		id, err := strconv.ParseUint(strings.Trim(string(a.id), `"`), 10, 64)
-		if err != nil {
-			continue
+		i, ok := a.inline, a.inline >= 0
+		if !ok {
+			if i, ok = elemOf(a.id); !ok || seen[i] {
+				continue
+			}
+			seen[i] = true
 		}
-		i, ok := byID[id]
-		if !ok || seen[i] {
-			continue
-		}
-		seen[i] = true
 		switch {
 		case a.err != nil:
 			var re RPCError
@@ -260,6 +289,8 @@ func decodeBatch(raw []byte, elems []batchElem, ids []uint64) error {
 			} else {
 				elems[i].Err = &re
 			}
+		case a.inline >= 0:
+			// decoded in place; Err already says whether it failed
 		case !a.hasResult:
 			elems[i].Err = fmt.Errorf("%w: no result and no error", errBadResponse)
 		default:

@@ -88,3 +88,51 @@ func TestHTTPErrorsKeepTheNodesWords(t *testing.T) {
 		t.Fatalf("400 with a JSON-RPC error: %v", err)
 	}
 }
+
+// TestBatchDecodesInPlace: results whose id comes first are decoded in place (geth's order),
+// others from their extent; a result that is well-formed JSON but not what was asked for is
+// that element's error and leaves its neighbours decoded; a repeated id counts once.
+func TestBatchDecodesInPlace(t *testing.T) {
+	const good = `[{"transactionHash":"0x0100000000000000000000000000000000000000000000000000000000000000",` +
+		`"blockHash":"0x0200000000000000000000000000000000000000000000000000000000000000","blockNumber":"0x5",` +
+		`"transactionIndex":"0x0","gasUsed":"0x5208","effectiveGasPrice":"0x3b9aca00",` +
+		`"from":"0x0300000000000000000000000000000000000000","to":null,"logs":[],"logsBloom":"0x00"}]`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var reqs []struct {
+			ID json.RawMessage `json:"id"`
+		}
+		if err := json.Unmarshal(body, &reqs); err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		id := func(i int) string { return string(reqs[i].ID) }
+		_, _ = io.WriteString(w, `[`+
+			`{"jsonrpc":"2.0","id":`+id(0)+`,"result":`+good+`},`+
+			`{"jsonrpc":"2.0","id":`+id(1)+`,"result":[{"transactionHash":"0xzz"}]},`+
+			`{"jsonrpc":"2.0","result":`+good+`,"id":`+id(2)+`},`+
+			`{"jsonrpc":"2.0","id":`+id(3)+`,"result":null},`+
+			`{"jsonrpc":"2.0","id":`+id(0)+`,"result":[]}]`)
+	}))
+	defer srv.Close()
+	h := &httpRPC{url: srv.URL, client: srv.Client(), maxResp: 1 << 20}
+	lists := make([]receiptList, 4)
+	elems := make([]batchElem, 4)
+	for i := range elems {
+		elems[i] = batchElem{Method: "eth_getBlockReceipts", Result: &lists[i]}
+	}
+	if err := h.batch(context.Background(), elems); err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{0, 2} {
+		if elems[i].Err != nil || len(lists[i].List) != 1 || lists[i].List[0].GasUsed != 21000 || lists[i].List[0].BlockNumber != 5 {
+			t.Fatalf("element %d: err %v, %+v", i, elems[i].Err, lists[i].List)
+		}
+	}
+	if !errors.Is(elems[1].Err, errBadResponse) {
+		t.Fatalf("element 1: %v, want a bad response", elems[1].Err)
+	}
+	if elems[3].Err != nil || !lists[3].Null {
+		t.Fatalf("element 3: err %v null %v", elems[3].Err, lists[3].Null)
+	}
+}

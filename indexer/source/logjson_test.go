@@ -230,3 +230,40 @@ func BenchmarkDecodeLogs(b *testing.B) {
 		}
 	})
 }
+
+// TestHasControl compares the word-at-a-time control character check with a byte loop, on
+// strings where the only control character sits at every position, next to 0x20 and 0x80+.
+func TestHasControl(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	naive := func(b []byte) bool {
+		for _, c := range b {
+			if c < 0x20 {
+				return true
+			}
+		}
+		return false
+	}
+	edge := []byte{0x00, 0x1f, 0x20, 0x21, 0x7f, 0x80, 0x9f, 0xa0, 0xff, '0', 'f', '"', '\\'}
+	hits := 0
+	for n := 0; n < 40; n++ {
+		for range 300 {
+			b := make([]byte, n)
+			for i := range b {
+				if r.IntN(4) == 0 {
+					b[i] = edge[r.IntN(len(edge))]
+				} else {
+					b[i] = byte(0x20 + r.IntN(0xe0))
+				}
+			}
+			if got, want := hasControl(b), naive(b); got != want {
+				t.Fatalf("hasControl(%x) = %v, want %v", b, got, want)
+			}
+			if naive(b) {
+				hits++
+			}
+		}
+	}
+	if hits < 1000 {
+		t.Fatalf("only %d strings held a control character", hits)
+	}
+}

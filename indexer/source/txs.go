@@ -166,11 +166,18 @@ type rpcBlockTxs struct {
 }
 
 func (b *rpcBlockTxs) UnmarshalJSON(raw []byte) error {
-	*b = rpcBlockTxs{WithInput: b.WithInput}
 	s := &scanner{b: raw}
+	if err := b.scan(s); err != nil {
+		return err
+	}
+	return s.end()
+}
+
+func (b *rpcBlockTxs) scan(s *scanner) error {
+	*b = rpcBlockTxs{WithInput: b.WithInput}
 	if s.null() {
 		b.Null = true
-		return s.end()
+		return nil
 	}
 	var haveHash, haveNumber bool
 	err := s.object(func(key []byte) error {
@@ -202,7 +209,7 @@ func (b *rpcBlockTxs) UnmarshalJSON(raw []byte) error {
 	if !haveHash || !haveNumber || b.Transactions == nil {
 		return fmt.Errorf("%w: block object without hash, number or transactions", errBadResponse)
 	}
-	return s.end()
+	return nil
 }
 
 // rpcReceipt is a receipt object; Logs only when decoded for them.
@@ -279,15 +286,22 @@ type receiptList struct {
 }
 
 func (l *receiptList) UnmarshalJSON(b []byte) error {
-	l.Null, l.List = false, nil
 	s := &scanner{b: b}
+	if err := l.scan(s); err != nil {
+		return err
+	}
+	return s.end()
+}
+
+func (l *receiptList) scan(s *scanner) error {
+	l.Null, l.List = false, nil
 	if s.null() {
 		l.Null = true
-		return s.end()
+		return nil
 	}
 	l.List = []rpcReceipt{}
 	n := 0
-	err := s.array(func() error {
+	return s.array(func() error {
 		l.List = append(l.List, rpcReceipt{})
 		if err := s.receipt(&l.List[len(l.List)-1], l.WithLogs); err != nil {
 			return fmt.Errorf("receipt %d: %w", n, err)
@@ -295,10 +309,6 @@ func (l *receiptList) UnmarshalJSON(b []byte) error {
 		n++
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	return s.end()
 }
 
 // txBatch fetches one group in one JSON-RPC batch from ep.
