@@ -34,6 +34,7 @@ type Config struct {
 	Webhook       Webhook
 	Metadata      Metadata
 	Log           Log
+	Runtime       Runtime
 	// ShutdownTimeout bounds a clean exit after SIGTERM/SIGINT.
 	ShutdownTimeout time.Duration
 	Devchain        Devchain
@@ -157,6 +158,12 @@ type Webhook struct {
 type Metadata struct {
 	Gateway string // base URL for ipfs:// URIs, ends with "/"
 	Timeout time.Duration
+}
+
+// Runtime tunes the Go runtime's garbage collector (see Runtime.Apply).
+type Runtime struct {
+	GCPercent   int   // heap growth between collections, % of the live heap
+	MemoryLimit int64 // soft limit in bytes; 0: none
 }
 
 // Log configures the process logger.

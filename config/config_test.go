@@ -312,6 +312,8 @@ func TestEveryKeyRejectsABadValue(t *testing.T) {
 		"log.level":                               "verbose",
 		"log.format":                              "xml",
 		"shutdown_timeout":                        "forever",
+		"runtime.gc_percent":                      "off",
+		"runtime.memory_limit":                    "lots",
 		"devchain.http_listen":                    "127.0.0.1",
 		"devchain.ws_listen":                      "127.0.0.1:99999",
 		"devchain.seed":                           "0x1",
@@ -510,6 +512,20 @@ func TestREADMEDocumentsEveryKey(t *testing.T) {
 		}
 		if k.Secret && !bytes.Contains(readme, []byte(k.Env[0])) {
 			t.Errorf("README.md does not name %s for the secret %s", k.Env[0], k.Name)
+		}
+	}
+}
+
+func TestParseBytes(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "4096": 4096, "384MiB": 384 << 20, "1 GiB": 1 << 30, "64kB": 64_000, "2GB": 2e9, "1_000B": 1000} {
+		got, err := parseBytes(in)
+		if err != nil || got != want {
+			t.Errorf("parseBytes(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "-1MiB", "12 parsecs", "1.5GiB", "MiB", "99999999PiB", "2000000TB"} {
+		if _, err := parseBytes(in); err == nil {
+			t.Errorf("parseBytes(%q) accepted", in)
 		}
 	}
 }

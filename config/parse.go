@@ -328,6 +328,33 @@ func parseGateway(raw any) (string, error) {
 	return s, nil
 }
 
+// parseBytes reads a size: a whole number of bytes, or one with a unit (KiB, MiB, GiB, or
+// kB, MB, GB as powers of ten).
+func parseBytes(raw any) (int64, error) {
+	s, err := scalar(raw)
+	if err != nil {
+		return 0, err
+	}
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, errors.New("missing: expected a size such as 384MiB")
+	}
+	num, unit := s, ""
+	if i := strings.IndexFunc(s, func(r rune) bool { return (r < '0' || r > '9') && r != '_' }); i >= 0 {
+		num, unit = s[:i], strings.TrimSpace(s[i:])
+	}
+	mult := map[string]int64{"": 1, "B": 1, "kB": 1e3, "KB": 1e3, "MB": 1e6, "GB": 1e9,
+		"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}[unit]
+	n, err := strconv.ParseInt(strings.ReplaceAll(num, "_", ""), 10, 64)
+	if mult == 0 || err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is not a size: a whole number with an optional unit B, KiB, MiB, GiB, kB, MB or GB", s)
+	}
+	if n > (1<<50)/mult {
+		return 0, fmt.Errorf("%q is out of range (at most 1PiB)", s)
+	}
+	return n * mult, nil
+}
+
 func parseLevel(raw any) (slog.Level, error) {
 	s, err := parseEnum("debug", "info", "warn", "error")(raw)
 	if err != nil {

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/echain/echain-indexer/config"
 )
 
 // The kill test runs the indexer in a child process (this test binary re-executed with childEnv
@@ -35,6 +37,13 @@ func runChild() int {
 		level = slog.LevelInfo
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	// The garbage collector as the binary sets it by default (benchmarks measure that process).
+	defaults, _, err := config.Load(config.Options{})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "child: built-in configuration: %v\n", err)
+		return 2
+	}
+	defaults.Runtime.Apply(os.Getenv)
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer cancel()
 	if f := os.Getenv("ECHAIN_CHILD_CPUPROFILE"); f != "" {
