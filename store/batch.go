@@ -43,7 +43,11 @@ type bver struct {
 func (s *Store) NewBatch() *Batch {
 	b := &Batch{s: s, types: make([]*batchType, len(s.tables))}
 	for i := range b.types {
-		b.types[i] = &batchType{ents: map[string]*bent{}}
+		n := 0
+		if i < len(s.sizeHint) {
+			n = int(min(s.sizeHint[i].Load(), 1<<20))
+		}
+		b.types[i] = &batchType{ents: make(map[string]*bent, n), order: make([]*bent, 0, n)}
 	}
 	return b
 }

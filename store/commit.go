@@ -53,6 +53,9 @@ func (s *Store) Commit(ctx context.Context, b *Batch, c Commit) (err error) {
 	if err := b.checkCommit(c); err != nil {
 		return fmt.Errorf("store: commit: %w", err)
 	}
+	for i, bt := range b.types {
+		s.sizeHint[i].Store(int64(len(bt.ents)))
+	}
 	if err := s.ensureFilter(ctx); err != nil {
 		return fmt.Errorf("store: commit: %w", err)
 	}
@@ -437,7 +440,28 @@ func (s *Store) plan(b *Batch, finalized, collapseAt, next int64) *plan {
 		e *bent
 		k int // index in e.vers
 	}
+	// Sized first: a backfill batch holds hundreds of thousands of versions, and growing these
+	// slices by doubling was most of the commit's allocation.
+	perBlock := make([]int, len(b.blocks))
+	for _, t := range s.tables {
+		n := 0
+		for _, e := range b.types[t.idx].order {
+			n += len(e.vers)
+			for _, v := range e.vers {
+				perBlock[v.blk]++
+			}
+		}
+		p.rows[t.idx] = make([]out, 0, n)
+	}
+	total := 0
+	for _, n := range perBlock {
+		total += n
+	}
+	backing := make([]ref, total)
 	byBlock := make([][]ref, len(b.blocks))
+	for i, n := range perBlock {
+		byBlock[i], backing = backing[:0:n], backing[n:]
+	}
 	for _, t := range s.tables {
 		for _, e := range b.types[t.idx].order {
 			vers := e.vers

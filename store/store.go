@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
@@ -45,12 +46,15 @@ type Store struct {
 	sch    *schema.Schema
 	layout *ddl.Layout
 	tables []*table // schema order
-	byType map[string]*table
-	opts   Options
-	log    *slog.Logger
-	m      *metrics
-	cache  *lru
-	know   knowledge
+	// sizeHint[i] is the entity count of table i in the last batch committed: a new batch's
+	// maps start that large rather than rehashing their way up (backfill batches are alike).
+	sizeHint []atomic.Int64
+	byType   map[string]*table
+	opts     Options
+	log      *slog.Logger
+	m        *metrics
+	cache    *lru
+	know     knowledge
 
 	ctx        context.Context // the store's lifetime: background pruning stops with it
 	cancel     context.CancelFunc
@@ -143,6 +147,7 @@ FROM unnest($1::int8[], $2::int4[]) AS c(vid, upper) WHERE t.vid = c.vid`, t.nam
 		s.tables = append(s.tables, t)
 		s.byType[t.typ.Name] = t
 	}
+	s.sizeHint = make([]atomic.Int64, len(s.tables))
 	return s, nil
 }
 

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"math/big"
 	"strconv"
+
+	"github.com/ethereum/go-ethereum/common"
 )
 
 // A small JSON reader for the large answers of a backfill (logs, block receipts, blocks with
@@ -22,6 +24,36 @@ var errSyntax = errors.New("malformed JSON")
 type scanner struct {
 	b []byte
 	i int
+	// Slabs the decoded logs' topics and data are cut from (see log).
+	hashes []common.Hash
+	bytes  []byte
+}
+
+const (
+	hashSlab = 1024     // topics per slab
+	byteSlab = 32 << 10 // data bytes per slab; longer data gets its own array
+)
+
+// hexSlab decodes hex data like hexData, into the scanner's byte slab when it fits.
+func (s *scanner) hexSlab(raw []byte, name string) ([]byte, error) {
+	n := len(raw)/2 - 1
+	if n < 0 || n > byteSlab/4 {
+		return hexData(raw, name)
+	}
+	if s.bytes == nil || cap(s.bytes)-len(s.bytes) < n { // never nil: "0x" is empty data, not none
+		s.bytes = make([]byte, 0, byteSlab)
+	}
+	h, ok := hexPrefixed(raw)
+	if !ok || len(h)%2 != 0 {
+		return nil, fmt.Errorf("%w %s: %q", errLogField, name, truncate(string(raw), 20))
+	}
+	start := len(s.bytes)
+	out := s.bytes[start : start+len(h)/2 : start+len(h)/2]
+	if _, err := hex.Decode(out, h); err != nil {
+		return nil, fmt.Errorf("%w %s: %v", errLogField, name, err)
+	}
+	s.bytes = s.bytes[:start+len(out)]
+	return out, nil
 }
 
 func (s *scanner) fail(what string) error {

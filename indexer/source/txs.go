@@ -228,13 +228,15 @@ type rpcReceipt struct {
 func (r *rpcReceipt) UnmarshalJSON(b []byte) error {
 	*r = rpcReceipt{}
 	s := &scanner{b: b}
-	if err := s.receipt(r, false); err != nil {
+	if err := s.receipt(r, nil); err != nil {
 		return err
 	}
 	return s.end()
 }
 
-func (s *scanner) receipt(r *rpcReceipt, withLogs bool) error {
+// receipt reads a receipt object. Its logs are appended to *logs (nil: skipped), and
+// r.Logs is left for the caller to point at them.
+func (s *scanner) receipt(r *rpcReceipt, logs *[]types.Log) error {
 	var haveHash, haveBlock, haveGas bool
 	err := s.object(func(key []byte) error {
 		switch string(key) {
@@ -262,11 +264,14 @@ func (s *scanner) receipt(r *rpcReceipt, withLogs bool) error {
 			r.To = new(common.Address)
 			return s.hexInto(r.To[:], "to")
 		case "logs":
-			if !withLogs {
+			if logs == nil {
 				return s.skip()
 			}
-			logs, err := s.logs()
-			r.Logs = logs
+			if s.null() {
+				return nil
+			}
+			var err error
+			*logs, err = s.logsInto(*logs)
 			return err
 		default:
 			return s.skip()
@@ -283,6 +288,7 @@ type receiptList struct {
 	WithLogs bool
 	Null     bool // the node does not have the block
 	List     []rpcReceipt
+	Logs     []types.Log // every receipt's logs in order, when WithLogs
 }
 
 func (l *receiptList) UnmarshalJSON(b []byte) error {
@@ -294,21 +300,40 @@ func (l *receiptList) UnmarshalJSON(b []byte) error {
 }
 
 func (l *receiptList) scan(s *scanner) error {
-	l.Null, l.List = false, nil
+	l.Null, l.List, l.Logs = false, nil, nil
 	if s.null() {
 		l.Null = true
 		return nil
 	}
 	l.List = []rpcReceipt{}
+	// The block's logs go into one slice, each receipt's a window on it: one allocation
+	// (amortised) per block rather than several per receipt.
+	var all *[]types.Log
+	if l.WithLogs {
+		l.Logs = []types.Log{}
+		all = &l.Logs
+	}
+	var ends []int
 	n := 0
-	return s.array(func() error {
+	err := s.array(func() error {
 		l.List = append(l.List, rpcReceipt{})
-		if err := s.receipt(&l.List[len(l.List)-1], l.WithLogs); err != nil {
+		if err := s.receipt(&l.List[len(l.List)-1], all); err != nil {
 			return fmt.Errorf("receipt %d: %w", n, err)
+		}
+		if all != nil {
+			ends = append(ends, len(*all))
 		}
 		n++
 		return nil
 	})
+	if err == nil && all != nil {
+		start := 0
+		for k, end := range ends {
+			l.List[k].Logs = l.Logs[start:end:end]
+			start = end
+		}
+	}
+	return err
 }
 
 // txBatch fetches one group in one JSON-RPC batch from ep.
@@ -561,30 +586,28 @@ func (s *Source) contentBatch(ctx context.Context, ep *endpoint, from uint64, ou
 			return missing("block %d: %d receipts for %d transactions", num, len(list.List), len(blk.Transactions))
 		}
 		c := BlockContent{Number: num, Hash: blk.Hash, Timestamp: blk.Timestamp, Txs: make(map[common.Hash]*Tx, len(list.List))}
-		nlogs := 0
-		for k := range list.List {
-			nlogs += len(list.List[k].Logs)
-		}
-		c.Logs = make([]types.Log, 0, nlogs)
+		var prev *types.Log
 		for k := range list.List {
 			rc, tx := &list.List[k], &blk.Transactions[k]
 			if rc.BlockHash != blk.Hash || rc.TxHash != tx.Hash {
 				return missing("block %d: receipt %d (%s of block %s) does not match transaction %s of block %s", num, k, rc.TxHash, rc.BlockHash, tx.Hash, blk.Hash)
 			}
 			c.Txs[tx.Hash] = makeTx(tx, rc)
-			for _, l := range rc.Logs {
+			for j := range rc.Logs {
+				l := &rc.Logs[j]
 				if l.BlockHash != blk.Hash || l.TxHash != tx.Hash || l.BlockNumber != num || l.Removed {
 					return fmt.Errorf("%w: block %d: receipt of %s holds a log of transaction %s, block %s", errBadResponse, num, tx.Hash, l.TxHash, l.BlockHash)
 				}
 				if l.BlockTimestamp == 0 {
 					l.BlockTimestamp = blk.Timestamp
 				}
-				if n := len(c.Logs); n > 0 && l.Index <= c.Logs[n-1].Index {
-					return fmt.Errorf("%w: block %d: log index %d after %d", errBadResponse, num, l.Index, c.Logs[n-1].Index)
+				if prev != nil && l.Index <= prev.Index {
+					return fmt.Errorf("%w: block %d: log index %d after %d", errBadResponse, num, l.Index, prev.Index)
 				}
-				c.Logs = append(c.Logs, l)
+				prev = l
 			}
 		}
+		c.Logs = list.Logs // the receipts' logs are windows on it, in block order
 		out[i] = c
 	}
 	return nil
