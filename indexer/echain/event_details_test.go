@@ -140,16 +140,7 @@ func TestEventDetailsFallbackOnPrunedNode(t *testing.T) {
 	if classifyCallError(err) != callNoHistory {
 		t.Fatalf("call at an old block: %v; want the node to say its state is gone", err)
 	}
-	x.index()
-	checkTimes(t, x, e1.EventID, direct)
-	checkTimes(t, x, e2.EventID, via)
-	if got := counterValue(t, x.h.m.detailsFallback.WithLabelValues("calldata")); got != 1 {
-		t.Errorf("calldata fallbacks = %v, want 1 (the direct createEvent)", got)
-	}
-	if got := counterValue(t, x.h.m.detailsFallback.WithLabelValues("latest")); got != 1 {
-		t.Errorf("latest fallbacks = %v, want 1 (the smart wallet's createEvent)", got)
-	}
-	x.compare()
+	indexWithoutHistory(t, x, nil, 0, direct, via, e1, e2)
 }
 
 // TestEventDetailsFallbackInjected injects the pruned-state answer on an archive node, through
@@ -180,21 +171,7 @@ func TestEventDetailsFallbackInjected(t *testing.T) {
 				t.Fatalf("%d events committed after a failed Prepare", n)
 			}
 
-			// State gone at the creation block: calldata for the direct call, latest for the wallet.
-			f.set(errNoHistory, nil)
-			x.index()
-			checkTimes(t, x, e1.EventID, direct)
-			checkTimes(t, x, e2.EventID, via)
-			if got := counterValue(t, x.h.m.detailsFallback.WithLabelValues("calldata")); got != 1 {
-				t.Errorf("calldata fallbacks = %v, want 1", got)
-			}
-			if got := counterValue(t, x.h.m.detailsFallback.WithLabelValues("latest")); got != 1 {
-				t.Errorf("latest fallbacks = %v, want 1", got)
-			}
-			if f.txLookups.Load() != 2 {
-				t.Errorf("%d transaction lookups, want 2", f.txLookups.Load())
-			}
-			x.compare()
+			indexWithoutHistory(t, x, f, 2, direct, via, e1, e2)
 		})
 	}
 }
@@ -209,7 +186,18 @@ func TestEventDetailsFallbackFromKnownCalldata(t *testing.T) {
 		return batchingFaultyChain{f}
 	}})
 	direct, via, e1, e2 := fallbackScenario(x)
-	f.set(errNoHistory, nil)
+	indexWithoutHistory(t, x, f, 0, direct, via, e1, e2)
+}
+
+// indexWithoutHistory indexes with the creation block's state gone (injected through f, or
+// really pruned when f is nil) and checks where each event's details came from: the calldata of
+// the direct createEvent, the latest block for the smart wallet's (not a createEvent call on the
+// factory). lookups is how many transactions the fallback should have asked f for.
+func indexWithoutHistory(t *testing.T, x *harness, f *faultyChain, lookups int64, direct, via devchain.EventParams, e1, e2 devchain.Created) {
+	t.Helper()
+	if f != nil {
+		f.set(errNoHistory, nil)
+	}
 	x.index()
 	checkTimes(t, x, e1.EventID, direct)
 	checkTimes(t, x, e2.EventID, via)
@@ -217,10 +205,12 @@ func TestEventDetailsFallbackFromKnownCalldata(t *testing.T) {
 		t.Errorf("calldata fallbacks = %v, want 1", got)
 	}
 	if got := counterValue(t, x.h.m.detailsFallback.WithLabelValues("latest")); got != 1 {
-		t.Errorf("latest fallbacks = %v, want 1 (the wallet's call is not createEvent on the factory)", got)
+		t.Errorf("latest fallbacks = %v, want 1", got)
 	}
-	if n := f.txLookups.Load(); n != 0 {
-		t.Errorf("%d transaction lookups with the transactions at hand, want 0", n)
+	if f != nil {
+		if n := f.txLookups.Load(); n != lookups {
+			t.Errorf("%d transaction lookups, want %d", n, lookups)
+		}
 	}
 	x.compare()
 }
