@@ -11,8 +11,10 @@ import (
 
 	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
+	"github.com/ethereum/go-ethereum/rpc"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/echain/echain-indexer/indexer/source/rpcproxy"
@@ -440,6 +442,79 @@ func TestFinalizedUnsupportedAndStateUnavailable(t *testing.T) {
 		// The full node's refusal did not count against it.
 		if st := s.Endpoints(); st[0].Errors != 0 || st[0].CoolingDown != 0 {
 			t.Fatalf("full node penalised: %+v", st[0])
+		}
+	})
+
+	// Batched calls: the price at the traffic's first block three times, the first answered
+	// "pruned" by a rule, and one call that reverts.
+	price := crypto.Keccak256([]byte("ticketPrice()"))[:4]
+	at := hexutil.EncodeUint64(tr.Blocks[0].Number)
+	batch := func() ([]rpc.BatchElem, []hexutil.Bytes) {
+		outs := make([]hexutil.Bytes, 4)
+		b := make([]rpc.BatchElem, 4)
+		for i := range b {
+			data := hexutil.Bytes(price)
+			if i == 3 {
+				data = hexutil.Bytes(msg.Data)
+			}
+			b[i] = rpc.BatchElem{Method: "eth_call", Args: []any{map[string]any{"to": tr.Ticket, "data": data}, at}, Result: &outs[i]}
+		}
+		return b, outs
+	}
+	checkAnswered := func(t *testing.T, b []rpc.BatchElem, outs []hexutil.Bytes, from int) {
+		t.Helper()
+		for i := from; i < 3; i++ {
+			if b[i].Error != nil || new(big.Int).SetBytes(outs[i]).Int64() != 1000 {
+				t.Fatalf("call %d: %x, %v", i, outs[i], b[i].Error)
+			}
+		}
+		var re *RPCError
+		if !errors.As(b[3].Error, &re) || errors.Is(b[3].Error, ErrStateUnavailable) {
+			t.Fatalf("reverting call: %v, want the node's error", b[3].Error)
+		}
+	}
+	t.Run("batched calls, state gone for one", func(t *testing.T) {
+		p := newProxy(t, c.HTTPURL)
+		p.Add(rpcproxy.Rule{Method: "eth_call", Times: 1, Error: pruned})
+		s := newSource(t, Config{Endpoints: []Endpoint{{HTTPURL: p.URL()}}}, nil)
+		b, outs := batch()
+		if err := s.BatchCallContext(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		if !errors.Is(b[0].Error, ErrStateUnavailable) {
+			t.Fatalf("call 0: %v, want ErrStateUnavailable", b[0].Error)
+		}
+		checkAnswered(t, b, outs, 1)
+		if n := p.Calls("eth_call"); n != 4 {
+			t.Fatalf("%d calls reached the node, want 4 (one batch, nothing asked again)", n)
+		}
+	})
+	t.Run("batched calls, one rate limited", func(t *testing.T) {
+		p := newProxy(t, c.HTTPURL)
+		p.Add(rpcproxy.Rule{Method: "eth_call", Times: 1, Error: &rpcproxy.RPCError{Code: 429, Message: "too many requests"}})
+		s := newSource(t, Config{Endpoints: []Endpoint{{HTTPURL: p.URL()}}, BackoffBase: time.Millisecond}, nil)
+		b, outs := batch()
+		if err := s.BatchCallContext(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		checkAnswered(t, b, outs, 0)
+		if n := p.Calls("eth_call"); n != 8 {
+			t.Fatalf("%d calls reached the node, want 8 (the batch twice)", n)
+		}
+	})
+	t.Run("batched calls, an archive endpoint answers the pruned one", func(t *testing.T) {
+		full := newProxy(t, c.HTTPURL)
+		full.Add(rpcproxy.Rule{Method: "eth_call", Error: pruned})
+		archive := newProxy(t, c.HTTPURL)
+		s := newSource(t, Config{Endpoints: []Endpoint{{Name: "full", HTTPURL: full.URL()}, {Name: "archive", HTTPURL: archive.URL()}}}, nil)
+		b, outs := batch()
+		if err := s.BatchCallContext(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		checkAnswered(t, b, outs, 0)
+		if full.Faults("eth_call") < 4 || archive.Calls("eth_call") != 4 {
+			t.Fatalf("full node refused %d calls, archive answered %d; want the batch refused by the full node and each call asked alone on the archive",
+				full.Faults("eth_call"), archive.Calls("eth_call"))
 		}
 	})
 }

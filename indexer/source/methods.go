@@ -283,20 +283,25 @@ func (s *Source) call(ctx context.Context, msg ethereum.CallMsg, block any, need
 	var out []byte
 	err := s.do(ctx, "eth_call", need, 0, func(ctx context.Context, ep *endpoint) error {
 		var res hexutil.Bytes
-		err := ep.rpc.call(ctx, &res, "eth_call", arg, block)
-		var re *RPCError
-		if errors.As(err, &re) {
-			if kind, _, _ := classifyRPC(re); kind == kindStateUnavailable {
-				return &stateError{cause: err}
-			}
-		}
-		if err != nil {
+		if err := s.callOnce(ctx, ep, &res, arg, block); err != nil {
 			return err
 		}
 		out = res
 		return nil
 	})
 	return out, err
+}
+
+// callOnce is one eth_call on ep; a pruned-state answer matches ErrStateUnavailable.
+func (s *Source) callOnce(ctx context.Context, ep *endpoint, res *hexutil.Bytes, arg, block any) error {
+	err := ep.rpc.call(ctx, res, "eth_call", arg, block)
+	var re *RPCError
+	if errors.As(err, &re) {
+		if kind, _, _ := classifyRPC(re); kind == kindStateUnavailable {
+			return &stateError{cause: err}
+		}
+	}
+	return err
 }
 
 // TxInfo is a transaction as eth_getTransactionByHash reports it. It is not a
@@ -532,4 +537,67 @@ func (s *Source) parallel(ctx context.Context, n, size int, fn func(ctx context.
 		}
 	}
 	return first
+}
+
+// BatchCallContext sends calls (eth_call and the like) in JSON-RPC batches of Config.BatchSize,
+// as *rpc.Client does, so that the mappings' calls for a range travel together: a backfill on
+// a pruned node makes one per new event, and one HTTP round trip each is what a remote provider
+// charges most for. A call the node answered for good is that element's Error: reverted, or
+// the block's state gone (matching ErrStateUnavailable). A transient failure of any element,
+// or of the whole batch, retries the batch. With several endpoints, a call whose state one
+// endpoint lacks is asked again alone, so that an archive endpoint can answer it.
+func (s *Source) BatchCallContext(ctx context.Context, b []rpc.BatchElem) error {
+	if len(b) == 0 {
+		return nil
+	}
+	err := s.do(ctx, "calls[batch]", 0, 0, func(ctx context.Context, ep *endpoint) error {
+		elems := make([]batchElem, len(b))
+		for i := range b {
+			elems[i] = batchElem{Method: b[i].Method, Params: b[i].Args, Result: b[i].Result}
+			s.m.batchItems.WithLabelValues(ep.name, b[i].Method).Inc()
+		}
+		for lo := 0; lo < len(elems); lo += s.cfg.BatchSize {
+			if err := ep.rpc.batch(ctx, elems[lo:min(lo+s.cfg.BatchSize, len(elems))]); err != nil {
+				return err
+			}
+		}
+		for i := range elems {
+			err := elems[i].Err
+			if err == nil {
+				continue
+			}
+			var re *RPCError
+			if !errors.As(err, &re) {
+				return fmt.Errorf("%s: %w", elems[i].Method, err) // no answer, or none we can read
+			}
+			switch kind, cls, _ := classifyRPC(re); {
+			case kind == kindStateUnavailable:
+				elems[i].Err = &stateError{cause: err}
+			case cls == transient || cls == lagging:
+				return fmt.Errorf("%s: %w", elems[i].Method, err)
+			}
+		}
+		for i := range b {
+			b[i].Error = elems[i].Err
+		}
+		return nil
+	})
+	if err != nil || len(s.eps) < 2 {
+		return err
+	}
+	for i := range b {
+		if b[i].Method != "eth_call" || !errors.Is(b[i].Error, ErrStateUnavailable) || len(b[i].Args) != 2 {
+			continue
+		}
+		var out hexutil.Bytes
+		b[i].Error = s.do(ctx, "eth_call", 0, 0, func(ctx context.Context, ep *endpoint) error {
+			return s.callOnce(ctx, ep, &out, b[i].Args[0], b[i].Args[1])
+		})
+		if b[i].Error == nil {
+			if res, ok := b[i].Result.(*hexutil.Bytes); ok {
+				*res = out
+			}
+		}
+	}
+	return nil
 }
