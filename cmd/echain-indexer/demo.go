@@ -39,6 +39,8 @@ func newDemoCmd(e *env) *cobra.Command {
 			"server, dropped at exit), the indexer and the API, prints the GraphQL URL and what it\n" +
 			"answers as the chain grows. Ctrl-C stops everything and removes what it created.",
 		Args: cobra.NoArgs,
+		// A node's memory grows with its chain: the indexer's memory limit is not for it.
+		Annotations: map[string]string{"runtime": "go-defaults"},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !verbose && e.cfg.Log.Level < slog.LevelWarn {
 				// The demo's own lines tell the story; component logs only when something is wrong.

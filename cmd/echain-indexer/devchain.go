@@ -23,6 +23,8 @@ func newDevchainCmd(e *env) *cobra.Command {
 			"devchain.block_time, injecting reorganisations when devchain.reorg_every is set.\n" +
 			"With the default configuration `echain-indexer run` in another terminal indexes it.",
 		Args: cobra.NoArgs,
+		// A node's memory grows with its chain: the indexer's memory limit is not for it.
+		Annotations: map[string]string{"runtime": "go-defaults"},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dc := e.cfg.Devchain
 			chain, err := devchainConfig(dc, false)

@@ -111,7 +111,9 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 			for _, w := range warnings {
 				e.log.Warn(w)
 			}
-			e.log.Debug("garbage collector", cfg.Runtime.Apply(os.Getenv)...)
+			if cmd.Annotations["runtime"] != "go-defaults" {
+				e.log.Debug("garbage collector", cfg.Runtime.Apply(os.Getenv)...)
+			}
 			return nil
 		},
 	}
