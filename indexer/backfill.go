@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"math/big"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -283,8 +284,7 @@ func (fl *Follower) runRange(ctx context.Context, st *chainState, j *rangeJob, p
 			return
 		}
 		fetching += time.Since(t0)
-		joined := make([]types.Log, len(all), len(all)+len(tmplRaw))
-		copy(joined, all)
+		all = slices.Grow(all, len(tmplRaw)) // raw past all is spent
 		for i := range tmplRaw {
 			keep, err := keepTemplate(&tmplRaw[i])
 			if err != nil {
@@ -292,10 +292,9 @@ func (fl *Follower) runRange(ctx context.Context, st *chainState, j *rangeJob, p
 				return
 			}
 			if keep {
-				joined = append(joined, tmplRaw[i])
+				all = append(all, tmplRaw[i])
 			}
 		}
-		all = joined
 		sortLogs(all)
 	}
 	if merged {

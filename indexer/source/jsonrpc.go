@@ -204,6 +204,15 @@ type scanDecoder interface {
 	scan(s *scanner) error
 }
 
+// unmarshalScan is json.Unmarshaler's work for a scanDecoder: all of b, nothing after it.
+func unmarshalScan(b []byte, d scanDecoder) error {
+	s := &scanner{b: b}
+	if err := d.scan(s); err != nil {
+		return err
+	}
+	return s.end()
+}
+
 // decodeBatch matches the answers to the requests by id and decodes each result into its target:
 // a target that decodes itself (scanDecoder or json.Unmarshaler: the large answers, see scan.go)
 // is handed its bytes directly, without encoding/json's separate validation pass. A malformed

@@ -554,12 +554,9 @@ func (s *Source) BatchCallContext(ctx context.Context, b []rpc.BatchElem) error 
 		elems := make([]batchElem, len(b))
 		for i := range b {
 			elems[i] = batchElem{Method: b[i].Method, Params: b[i].Args, Result: b[i].Result}
-			s.m.batchItems.WithLabelValues(ep.name, b[i].Method).Inc()
 		}
-		for lo := 0; lo < len(elems); lo += s.cfg.BatchSize {
-			if err := ep.rpc.batch(ctx, elems[lo:min(lo+s.cfg.BatchSize, len(elems))]); err != nil {
-				return err
-			}
+		if err := s.sendChunks(ctx, ep, elems); err != nil {
+			return err
 		}
 		for i := range elems {
 			err := elems[i].Err

@@ -36,24 +36,23 @@ const (
 
 // hexSlab decodes hex data like hexData, into the scanner's byte slab when it fits.
 func (s *scanner) hexSlab(raw []byte, name string) ([]byte, error) {
-	n := len(raw)/2 - 1
-	if n < 0 || n > byteSlab/4 {
-		return hexData(raw, name)
+	h, err := hexDigits(raw, name)
+	if err != nil {
+		return nil, err
+	}
+	n := len(h) / 2
+	if n > byteSlab/4 {
+		return decodeHex(make([]byte, n), h, name)
 	}
 	if s.bytes == nil || cap(s.bytes)-len(s.bytes) < n { // never nil: "0x" is empty data, not none
 		s.bytes = make([]byte, 0, byteSlab)
 	}
-	h, ok := hexPrefixed(raw)
-	if !ok || len(h)%2 != 0 {
-		return nil, fmt.Errorf("%w %s: %q", errLogField, name, truncate(string(raw), 20))
-	}
 	start := len(s.bytes)
-	out := s.bytes[start : start+len(h)/2 : start+len(h)/2]
-	if _, err := hex.Decode(out, h); err != nil {
-		return nil, fmt.Errorf("%w %s: %v", errLogField, name, err)
+	out, err := decodeHex(s.bytes[start:start+n:start+n], h, name)
+	if err == nil {
+		s.bytes = s.bytes[:start+n]
 	}
-	s.bytes = s.bytes[:start+len(out)]
-	return out, nil
+	return out, err
 }
 
 func (s *scanner) fail(what string) error {
@@ -321,11 +320,24 @@ func hexFixed(dst, raw []byte, name string) error {
 
 // hexData decodes a byte string of any even length.
 func hexData(raw []byte, name string) ([]byte, error) {
+	h, err := hexDigits(raw, name)
+	if err != nil {
+		return nil, err
+	}
+	return decodeHex(make([]byte, len(h)/2), h, name)
+}
+
+// hexDigits returns the digits of 0x-prefixed hex data of whole bytes.
+func hexDigits(raw []byte, name string) ([]byte, error) {
 	h, ok := hexPrefixed(raw)
 	if !ok || len(h)%2 != 0 {
 		return nil, fmt.Errorf("%w %s: %q", errLogField, name, truncate(string(raw), 20))
 	}
-	out := make([]byte, len(h)/2)
+	return h, nil
+}
+
+// decodeHex decodes the digits h into out, which holds len(h)/2 bytes.
+func decodeHex(out, h []byte, name string) ([]byte, error) {
 	if _, err := hex.Decode(out, h); err != nil {
 		return nil, fmt.Errorf("%w %s: %v", errLogField, name, err)
 	}

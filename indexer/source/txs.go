@@ -165,13 +165,7 @@ type rpcBlockTxs struct {
 	Transactions []rpcTx
 }
 
-func (b *rpcBlockTxs) UnmarshalJSON(raw []byte) error {
-	s := &scanner{b: raw}
-	if err := b.scan(s); err != nil {
-		return err
-	}
-	return s.end()
-}
+func (b *rpcBlockTxs) UnmarshalJSON(raw []byte) error { return unmarshalScan(raw, b) }
 
 func (b *rpcBlockTxs) scan(s *scanner) error {
 	*b = rpcBlockTxs{WithInput: b.WithInput}
@@ -291,13 +285,7 @@ type receiptList struct {
 	Logs     []types.Log // every receipt's logs in order, when WithLogs
 }
 
-func (l *receiptList) UnmarshalJSON(b []byte) error {
-	s := &scanner{b: b}
-	if err := l.scan(s); err != nil {
-		return err
-	}
-	return s.end()
-}
+func (l *receiptList) UnmarshalJSON(b []byte) error { return unmarshalScan(b, l) }
 
 func (l *receiptList) scan(s *scanner) error {
 	l.Null, l.List, l.Logs = false, nil, nil
@@ -427,10 +415,9 @@ func (s *Source) txBatch(ctx context.Context, ep *endpoint, g []txUnit, useBlock
 	return out, st, nil
 }
 
-// sendBatches sends elems in batches of at most BatchSize and returns the first error: the
-// batch's own, an eth_getBlockReceipts error first (it decides the receipts path), then any
-// other element's.
-func (s *Source) sendBatches(ctx context.Context, ep *endpoint, elems []batchElem) error {
+// sendChunks sends elems in batches of at most BatchSize; the elements' own errors are in
+// their Err.
+func (s *Source) sendChunks(ctx context.Context, ep *endpoint, elems []batchElem) error {
 	for _, e := range elems {
 		s.m.batchItems.WithLabelValues(ep.name, e.Method).Inc()
 	}
@@ -438,6 +425,16 @@ func (s *Source) sendBatches(ctx context.Context, ep *endpoint, elems []batchEle
 		if err := ep.rpc.batch(ctx, elems[lo:min(lo+s.cfg.BatchSize, len(elems))]); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// sendBatches sends elems in batches of at most BatchSize and returns the first error: the
+// batch's own, an eth_getBlockReceipts error first (it decides the receipts path), then any
+// other element's.
+func (s *Source) sendBatches(ctx context.Context, ep *endpoint, elems []batchElem) error {
+	if err := s.sendChunks(ctx, ep, elems); err != nil {
+		return err
 	}
 	for _, e := range elems {
 		if e.Err != nil && e.Method == "eth_getBlockReceipts" {
