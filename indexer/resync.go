@@ -2,6 +2,7 @@ package indexer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/big"
 	"time"
@@ -14,13 +15,17 @@ type ResyncProgress struct {
 	Phase   string // requested (waiting for the running indexer), reverted, indexing, done
 	From    int64
 	Indexed int64 // the cursor
-	Target  int64 // chain head the re-sync catches up to
+	// The block the re-sync is done at: the chain head when this process does the work; when the
+	// running indexer does it, the block that indexer had reached when asked (it goes on
+	// following the chain, so waiting for a head it is still chasing would measure a backfill).
+	Target int64
 }
 
 // Resync reverts the store to block from-1 and re-indexes from `from` to the current chain head.
 // The API keeps answering throughout: as of from-1 right after the revert, then as the cursor
 // moves. When no indexer runs, Resync takes the leader lock and does the work itself; when one
-// runs, it files a request the leader serves and waits for it.
+// runs, it files a request the leader serves and waits until the leader is back where it was,
+// without calling the node.
 func (fl *Follower) Resync(ctx context.Context, from int64, progress func(ResyncProgress)) error {
 	if progress == nil {
 		progress = func(ResyncProgress) {}
@@ -48,8 +53,11 @@ func (fl *Follower) resyncHere(ctx context.Context, from int64, progress func(Re
 		return err
 	}
 	target, err := fl.src.HeaderByNumber(ctx, nil)
-	if err != nil || target == nil {
-		return fmt.Errorf("resync: latest header: %v", err)
+	if err != nil {
+		return fmt.Errorf("resync: latest header: %w", err)
+	}
+	if target == nil {
+		return errors.New("resync: latest header: the node has none")
 	}
 	fl.noteHead(target, false)
 	if err := fl.revertForResync(ctx, st, from); err != nil {
@@ -88,7 +96,9 @@ func (fl *Follower) resyncViaLeader(ctx context.Context, from int64, progress fu
 	if err != nil {
 		return fmt.Errorf("resync: file request: %w", err)
 	}
-	progress(ResyncProgress{Phase: "requested", From: from, Indexed: indexed})
+	// The target is where the store was, not the chain head: this command needs no node of its
+	// own (the leader has one), and it is done once every reverted block is indexed again.
+	progress(ResyncProgress{Phase: "requested", From: from, Indexed: indexed, Target: indexed})
 	for {
 		req, err := fl.store.GetResync(ctx, id)
 		if err != nil {
@@ -107,21 +117,16 @@ func (fl *Follower) resyncViaLeader(ctx context.Context, from int64, progress fu
 			return ctx.Err()
 		}
 	}
-	target, err := fl.src.HeaderByNumber(ctx, nil)
-	if err != nil || target == nil {
-		return fmt.Errorf("resync: latest header: %v", err)
-	}
-	tn := target.Number.Int64()
-	progress(ResyncProgress{Phase: "reverted", From: from, Target: tn})
+	progress(ResyncProgress{Phase: "reverted", From: from, Indexed: from - 1, Target: indexed})
 	for {
 		head, err := fl.store.Head(ctx)
 		if err != nil {
 			return fmt.Errorf("resync: %w", err)
 		}
 		if head != nil {
-			progress(ResyncProgress{Phase: "indexing", From: from, Indexed: head.Number, Target: tn})
-			if head.Number >= tn {
-				progress(ResyncProgress{Phase: "done", From: from, Indexed: head.Number, Target: tn})
+			progress(ResyncProgress{Phase: "indexing", From: from, Indexed: head.Number, Target: indexed})
+			if head.Number >= indexed {
+				progress(ResyncProgress{Phase: "done", From: from, Indexed: head.Number, Target: indexed})
 				return nil
 			}
 		}

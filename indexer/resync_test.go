@@ -11,6 +11,7 @@ import (
 
 	"github.com/echain/echain-indexer/devchain"
 	"github.com/echain/echain-indexer/indexer"
+	"github.com/echain/echain-indexer/indexer/source"
 	"github.com/echain/echain-indexer/store"
 	"github.com/echain/echain-indexer/store/storetest"
 )
@@ -80,7 +81,10 @@ func TestResyncWhileRunning(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd, err := build(ctx, s, testLogger(t))
+	// The command's own endpoint refuses connections: with a leader running, it needs none.
+	cs := s
+	cs.Endpoints = []source.Endpoint{{Name: "dead", HTTPURL: "http://127.0.0.1:1"}}
+	cmd, err := build(ctx, cs, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,18 +101,47 @@ func TestResyncWhileRunning(t *testing.T) {
 
 	from := head - 10 // inside the kept window
 	before := counter(t, leader.reg, "echain_indexer_blocks_indexed_total", nil)
+	// No traffic runs meanwhile, so the leader's head stays where it is until the request.
+	h, err := cmd.st.Head(ctx)
+	if err != nil || h == nil {
+		t.Fatalf("store head: %v, %v", h, err)
+	}
+	indexedBefore := h.Number
 	var phases []string
+	var seen []indexer.ResyncProgress
 	err = cmd.fl.Resync(ctx, from, func(p indexer.ResyncProgress) {
 		if len(phases) == 0 || phases[len(phases)-1] != p.Phase {
 			phases = append(phases, p.Phase)
+			seen = append(seen, p)
 		}
 	})
 	if err != nil {
 		t.Fatalf("resync: %v", err)
 	}
-	t.Logf("phases %v", phases)
+	t.Logf("phases %+v", seen)
 	if phases[0] != "requested" || phases[len(phases)-1] != "done" {
 		t.Fatalf("phases %v: want requested ... done", phases)
+	}
+	// Every line the command prints names the block it waits for; after the revert the cursor
+	// is at from-1; done means the leader is back where it was.
+	for _, p := range seen {
+		if p.From != from || p.Target != indexedBefore {
+			t.Errorf("progress %+v: want from %d, target %d (the indexed head when asked)", p, from, indexedBefore)
+		}
+		switch p.Phase {
+		case "requested":
+			if p.Indexed != indexedBefore {
+				t.Errorf("progress %+v: want indexed %d", p, indexedBefore)
+			}
+		case "reverted":
+			if p.Indexed != from-1 {
+				t.Errorf("progress %+v: want indexed %d after the revert", p, from-1)
+			}
+		case "done":
+			if p.Indexed < indexedBefore {
+				t.Errorf("progress %+v: done before the leader is back at %d", p, indexedBefore)
+			}
+		}
 	}
 	if n := counter(t, leader.reg, "echain_indexer_resyncs_total", nil); n != 1 {
 		t.Fatalf("leader carried out %v re-syncs, want 1", n)

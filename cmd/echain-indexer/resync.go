@@ -17,8 +17,9 @@ func newResyncCmd(e *env) *cobra.Command {
 		Short: "Re-index from a block: revert the entities to N-1, then index N.. again",
 		Long: "resync reverts the database to block N-1 and indexes again from N up to the chain head.\n" +
 			"When an indexer is running against the database, it does the work (the request is queued\n" +
-			"in the database) and this command waits for it; otherwise this process does it. The API\n" +
-			"keeps answering throughout.",
+			"in the database) and this command waits until that indexer is back at the block it had\n" +
+			"reached (it needs no RPC endpoint of its own then); otherwise this process does the work,\n" +
+			"up to the chain head. The API keeps answering throughout, as of N-1 right after the revert.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if fromStart == cmd.Flags().Changed("from-block") {
