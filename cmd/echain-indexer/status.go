@@ -245,8 +245,13 @@ func entitySizes(ctx context.Context, st *store.Store, count bool) ([]entityRepo
 	var out []entityReport
 	for _, t := range st.Layout().Tables {
 		er := entityReport{Type: t.Type.Name, Table: t.Name, Current: -1}
-		err := pool.QueryRow(ctx, `SELECT pg_total_relation_size(c.oid), greatest(c.reltuples, 0)::int8
-			FROM pg_class c WHERE c.oid = $1::regclass`, t.Name).Scan(&er.Bytes, &er.Versions)
+		// reltuples moves only when (auto)vacuum or ANALYZE runs, a minute or more after a
+		// backfill; the statistics' live-row count follows every commit within seconds, but
+		// restarts from zero after a crash, when reltuples is the better guess.
+		err := pool.QueryRow(ctx, `SELECT pg_total_relation_size(c.oid),
+			CASE WHEN coalesce(s.n_live_tup, 0) > 0 THEN s.n_live_tup ELSE greatest(c.reltuples, 0)::int8 END
+			FROM pg_class c LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+			WHERE c.oid = $1::regclass`, t.Name).Scan(&er.Bytes, &er.Versions)
 		if err != nil {
 			return nil, 0, fmt.Errorf("status: size of %s: %w", t.Name, err)
 		}
