@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -118,6 +119,11 @@ func runDemo(ctx context.Context, e *env) (err error) {
 	}
 	fmt.Fprintf(out, "try:        curl -s %s -H 'content-type: application/json' -d '{\"query\":\"%s\"}'\n",
 		gqlURL, strings.ReplaceAll(demoQuery, `"`, `\"`))
+	metricsURL := ""
+	if app.mets != nil {
+		metricsURL = "http://" + app.mets.Addr()
+	}
+	fmt.Fprintf(out, "status:     %s\n", statusHint(dbURL, chain.HTTPURL, metricsURL))
 	fmt.Fprintf(out, "Ctrl-C stops everything.\n\n")
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -255,6 +261,29 @@ func withDatabase(serverURL, db string) (string, error) {
 		return "", fmt.Errorf("demo: database url: %w", err)
 	}
 	return serverURL + " dbname=" + db, nil
+}
+
+// statusHint is the command line that shows the demo's `status` from another shell: the demo's
+// database, chain and listener are not the defaults status would look for. A password is not
+// printed: the line then says where the server's URL goes.
+func statusHint(dbURL, rpcURL, metricsURL string) string {
+	db := "'" + dbURL + "'"
+	if cfg, err := pgx.ParseConfig(dbURL); err != nil || cfg.Password != "" || strings.Contains(dbURL, "'") {
+		db = "<$DATABASE_URL with database " + dbName(dbURL) + ">"
+	}
+	line := fmt.Sprintf("ECHAIN_DATABASE_URL=%s %s --rpc-http-url %s status", db, binName(), rpcURL)
+	if metricsURL != "" {
+		line += " --indexer-url " + metricsURL
+	}
+	return line
+}
+
+// binName is how this binary was started, for command lines the demo prints.
+func binName() string {
+	if len(os.Args) == 0 || strings.ContainsAny(os.Args[0], " '\"") {
+		return "echain-indexer"
+	}
+	return os.Args[0]
 }
 
 func dbName(u string) string {

@@ -51,6 +51,32 @@ func TestDemo(t *testing.T) {
 	if events == 0 || sold < lastSold {
 		t.Errorf("GraphQL now: %d events, %d tickets sold; the demo printed %d", events, sold, lastSold)
 	}
+	// The status line the demo prints works from another shell: it finds the demo's database,
+	// chain and running indexer.
+	hint := regexp.MustCompile(`status: +ECHAIN_DATABASE_URL=('([^']*)'|<[^>]*>) \S+ (.*)`).FindStringSubmatch(out)
+	if hint == nil {
+		t.Fatalf("no status line in:\n%s", out)
+	}
+	dbURL := hint[2]
+	if dbURL == "" { // a password was not printed
+		var err error
+		if dbURL, err = withDatabase(server, db[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := startChild(t, []string{"ECHAIN_DATABASE_URL=" + dbURL}, strings.Fields(hint[3])...)
+	if code := st.wait(60 * time.Second); code != 0 {
+		t.Fatalf("%s: exit %d\n%s", hint[0], code, st.stderr)
+	}
+	for _, want := range []string{"indexed ", "realtime, leader", " ok"} {
+		if !strings.Contains(st.stdout.String(), want) {
+			t.Errorf("%s: output lacks %q:\n%s", hint[0], want, st.stdout)
+		}
+	}
+	if strings.Contains(st.stdout.String(), "chain head       -") {
+		t.Errorf("%s: no chain head:\n%s", hint[0], st.stdout)
+	}
+
 	// The dev chain's signed webhooks reach the indexer as hints.
 	c.waitFor(30*time.Second, "webhook hints", func() bool {
 		m := scrape(t, "http://"+met)
