@@ -375,15 +375,27 @@ func (c *Chain) commitLocked() ([]common.Hash, error) {
 	}
 }
 
+// sealAttempts is how often sealLocked asks the beacon for one block. Under load, rarely (once
+// in some hundred thousand blocks, in CI's reorg fuzz), a seal leaves the head where it was;
+// the beacon keeps its error to go-ethereum's own logger. The head, the pool and the beacon's
+// state are as before such a failure, so asking again is safe.
+const sealAttempts = 3
+
 func (c *Chain) sealLocked() (common.Hash, error) {
 	before := c.eth.BlockChain().CurrentBlock().Number.Uint64()
-	hash := c.beacon.Commit()
-	head := c.eth.BlockChain().CurrentBlock()
-	if head.Number.Uint64() != before+1 || head.Hash() != hash {
+	for attempt := 1; ; attempt++ {
+		hash := c.beacon.Commit()
+		head := c.eth.BlockChain().CurrentBlock()
+		if head.Number.Uint64() == before+1 && head.Hash() == hash {
+			return hash, nil
+		}
 		// The beacon only logs sealing errors; a head that did not move is how they show.
-		return common.Hash{}, fmt.Errorf("devchain: sealing block %d failed", before+1)
+		if head.Number.Uint64() != before || attempt == sealAttempts {
+			return common.Hash{}, fmt.Errorf("devchain: sealing block %d failed (%d attempts; head now %d)", before+1, attempt, head.Number)
+		}
+		c.log.Warn("sealing a block left the head where it was; sealing again", "block", before+1, "attempt", attempt)
+		time.Sleep(time.Duration(attempt) * 20 * time.Millisecond)
 	}
-	return hash, nil
 }
 
 // Mine seals a block (see Commit) and returns the receipts of the given transactions, in order.
