@@ -375,26 +375,34 @@ func (c *Chain) commitLocked() ([]common.Hash, error) {
 	}
 }
 
-// sealAttempts is how often sealLocked asks the beacon for one block. Under load, rarely (once
-// in some hundred thousand blocks, in CI's reorg fuzz), a seal leaves the head where it was;
-// the beacon keeps its error to go-ethereum's own logger. The head, the pool and the beacon's
-// state are as before such a failure, so asking again is safe.
-const sealAttempts = 3
-
 func (c *Chain) sealLocked() (common.Hash, error) {
 	before := c.eth.BlockChain().CurrentBlock().Number.Uint64()
-	for attempt := 1; ; attempt++ {
-		hash := c.beacon.Commit()
-		head := c.eth.BlockChain().CurrentBlock()
-		if head.Number.Uint64() == before+1 && head.Hash() == hash {
-			return hash, nil
-		}
+	hash := c.beacon.Commit()
+	head := c.eth.BlockChain().CurrentBlock()
+	if head.Number.Uint64() != before+1 || head.Hash() != hash {
 		// The beacon only logs sealing errors; a head that did not move is how they show.
-		if head.Number.Uint64() != before || attempt == sealAttempts {
-			return common.Hash{}, fmt.Errorf("devchain: sealing block %d failed (%d attempts; head now %d)", before+1, attempt, head.Number)
-		}
-		c.log.Warn("sealing a block left the head where it was; sealing again", "block", before+1, "attempt", attempt)
-		time.Sleep(time.Duration(attempt) * 20 * time.Millisecond)
+		return common.Hash{}, fmt.Errorf("devchain: sealing block %d failed", before+1)
+	}
+	c.holdFinalityLocked()
+	return hash, nil
+}
+
+// holdFinalityLocked keeps the finalized block MaxReorgDepth+1 below the head. The simulated
+// beacon finalizes every 32nd block as it seals it, and geth's freezer moves blocks up to the
+// finalized one out of the key-value store (a minute after the start, then every minute); a
+// Reorg reaching below a frozen block leaves a chain on which sealing fails. A real chain never
+// reorganises below finality, and with this neither does the dev chain; eth_getBlockByNumber
+// "finalized" says the same, so an indexer taking finality from the node stays correct too.
+func (c *Chain) holdFinalityLocked() {
+	bc := c.eth.BlockChain()
+	head := bc.CurrentBlock().Number.Uint64()
+	keep := uint64(c.cfg.MaxReorgDepth) + 1
+	if head <= keep {
+		bc.SetFinalized(nil)
+		return
+	}
+	if fin := bc.CurrentFinalBlock(); fin == nil || fin.Number.Uint64() != head-keep {
+		bc.SetFinalized(bc.GetHeaderByNumber(head - keep))
 	}
 }
 

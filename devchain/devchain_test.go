@@ -11,8 +11,10 @@ import (
 
 	"github.com/ethereum/go-ethereum/accounts/abi"
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/rawdb"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/ethclient"
+	"github.com/ethereum/go-ethereum/rpc"
 
 	"github.com/echain/echain-indexer/abis"
 )
@@ -575,6 +577,45 @@ func TestReorgReplacesBlocks(t *testing.T) {
 	}
 	// The chain goes on after the reorg.
 	must[[]*types.Receipt](t)(c.Mine(ctx, must[common.Hash](t)(c.BuyTickets(ctx, c.User(4), clone, 2))))
+}
+
+// TestFinalityStaysBelowReorgs: the simulated beacon finalizes every 32nd block as it seals it,
+// and geth's freezer moves finalized blocks where a reorg cannot replace them. The dev chain keeps
+// its finalized block MaxReorgDepth+1 below the head, so a reorg of the full depth right after
+// an epoch boundary works, and eth_getBlockByNumber("finalized") agrees.
+func TestFinalityStaysBelowReorgs(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const depth = 5
+	c := startChain(t, Config{MaxReorgDepth: depth})
+	hc := dial(t, c.HTTPURL)
+	for c.Head().Number.Uint64() < 64 { // an epoch boundary: the beacon finalized block 64
+		must[common.Hash](t)(c.Commit())
+	}
+	check := func(when string) {
+		t.Helper()
+		head := c.Head().Number.Uint64()
+		fin, err := hc.HeaderByNumber(ctx, big.NewInt(int64(rpc.FinalizedBlockNumber)))
+		if err != nil {
+			t.Fatalf("%s: finalized: %v", when, err)
+		}
+		if fin.Number.Uint64() != head-depth-1 {
+			t.Errorf("%s: finalized block %d at head %d, want %d", when, fin.Number, head, head-depth-1)
+		}
+		// What the freezer reads.
+		if got := rawdb.ReadFinalizedBlockHash(c.eth.ChainDb()); got != fin.Hash() {
+			t.Errorf("%s: the database's finalized hash %s, the node says %s", when, got, fin.Hash())
+		}
+	}
+	check("at block 64")
+	res, err := c.Reorg(ctx, depth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Ancestor != 64-depth {
+		t.Errorf("reorg %+v", res)
+	}
+	check("after the reorg")
 }
 
 func TestMetadataServer(t *testing.T) {

@@ -210,6 +210,7 @@ func (c *Chain) importHistory(ctx context.Context, file string) error {
 	if err := c.beacon.AdjustTime(time.Second); err != nil {
 		return fmt.Errorf("seal after import: %w", err)
 	}
+	c.holdFinalityLocked()
 	// Receipts by hash need the transaction index, which geth builds in the background.
 	for {
 		p, err := bc.TxIndexProgress()

@@ -69,6 +69,11 @@ func (c *Chain) forkLocked(depth int) (ReorgResult, []*types.Transaction, error)
 		return res, nil, fmt.Errorf("devchain: reorg depth %d at head %d would remove the contracts' deployment", depth, n)
 	}
 	res.Ancestor = n - uint64(depth)
+	// Blocks in the freezer cannot be replaced (see holdFinalityLocked, which keeps them deeper
+	// than any reorg): refuse rather than leave a chain that can no longer seal.
+	if frozen, err := c.eth.ChainDb().Ancients(); err == nil && frozen > 0 && res.Ancestor+1 < frozen {
+		return res, nil, fmt.Errorf("devchain: reorg to block %d would replace frozen block %d", res.Ancestor, frozen-1)
+	}
 	ancestor := bc.GetBlockByNumber(res.Ancestor)
 	res.AncestorHash = ancestor.Hash()
 	var removed []*types.Transaction
