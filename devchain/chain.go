@@ -397,12 +397,12 @@ func (c *Chain) holdFinalityLocked() {
 	bc := c.eth.BlockChain()
 	head := bc.CurrentBlock().Number.Uint64()
 	keep := uint64(c.cfg.MaxReorgDepth) + 1
-	if head <= keep {
-		bc.SetFinalized(nil)
-		return
+	n := uint64(0) // a young chain has its genesis final, as a real one would; nothing freezes then
+	if head > keep {
+		n = head - keep
 	}
-	if fin := bc.CurrentFinalBlock(); fin == nil || fin.Number.Uint64() != head-keep {
-		bc.SetFinalized(bc.GetHeaderByNumber(head - keep))
+	if fin := bc.CurrentFinalBlock(); fin == nil || fin.Number.Uint64() != n {
+		bc.SetFinalized(bc.GetHeaderByNumber(n))
 	}
 }
 
