@@ -605,7 +605,7 @@ func TestFinalityStaysBelowReorgs(t *testing.T) {
 		}
 	}
 	must[common.Hash](t)(c.Commit())
-	check("young chain") // genesis
+	check("young chain")                // genesis
 	for c.Head().Number.Uint64() < 64 { // an epoch boundary: the beacon finalized block 64
 		must[common.Hash](t)(c.Commit())
 	}
