@@ -110,8 +110,8 @@ func (s *Store) filterLocked(ctx context.Context) (*idFilter, error) {
 	total := 0
 	counts := make([]int64, len(s.tables))
 	for _, t := range s.tables {
-		// Planner statistics are enough to size the filter, and to refuse a huge one early.
-		if err := tx.QueryRow(ctx, "SELECT greatest(reltuples, 0)::int8 FROM pg_class WHERE oid = $1::regclass", t.name).Scan(&counts[t.idx]); err != nil {
+		// PostgreSQL's estimate is enough to size the filter, and to refuse a huge one early.
+		if err := tx.QueryRow(ctx, rowEstimateSQL, t.name).Scan(&counts[t.idx]); err != nil {
 			return nil, fmt.Errorf("store: id filter: %w", err)
 		}
 		total += int(counts[t.idx])

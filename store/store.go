@@ -160,6 +160,23 @@ func (s *Store) Schema() *schema.Schema { return s.sch }
 // Layout is the table layout derived from the schema.
 func (s *Store) Layout() *ddl.Layout { return s.layout }
 
+// rowEstimateSQL is PostgreSQL's estimate of the rows of table $1. reltuples moves only when
+// (auto)vacuum, ANALYZE or CREATE INDEX runs, a minute or more behind a backfill; the
+// statistics' live-row count follows every commit within seconds, but restarts from zero after
+// a crash, when reltuples is the better guess.
+const rowEstimateSQL = `SELECT CASE WHEN coalesce(s.n_live_tup, 0) > 0 THEN s.n_live_tup ELSE greatest(c.reltuples, 0)::int8 END
+FROM pg_class c LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid WHERE c.oid = $1::regclass`
+
+// EstimatedRows is PostgreSQL's estimate of the rows (entity versions) of a layout table,
+// without reading it.
+func (s *Store) EstimatedRows(ctx context.Context, table string) (int64, error) {
+	var n int64
+	if err := s.pool.QueryRow(ctx, rowEstimateSQL, table).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: estimate rows of %s: %w", table, err)
+	}
+	return n, nil
+}
+
 // Close stops background work and closes the pool.
 func (s *Store) Close() {
 	s.cancel()

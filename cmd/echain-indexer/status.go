@@ -245,17 +245,15 @@ func entitySizes(ctx context.Context, st *store.Store, count bool) ([]entityRepo
 	var out []entityReport
 	for _, t := range st.Layout().Tables {
 		er := entityReport{Type: t.Type.Name, Table: t.Name, Current: -1}
-		// reltuples moves only when (auto)vacuum or ANALYZE runs, a minute or more after a
-		// backfill; the statistics' live-row count follows every commit within seconds, but
-		// restarts from zero after a crash, when reltuples is the better guess.
-		err := pool.QueryRow(ctx, `SELECT pg_total_relation_size(c.oid),
-			CASE WHEN coalesce(s.n_live_tup, 0) > 0 THEN s.n_live_tup ELSE greatest(c.reltuples, 0)::int8 END
-			FROM pg_class c LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
-			WHERE c.oid = $1::regclass`, t.Name).Scan(&er.Bytes, &er.Versions)
+		err := pool.QueryRow(ctx, `SELECT pg_total_relation_size($1::regclass)`, t.Name).Scan(&er.Bytes)
 		if err != nil {
 			return nil, 0, fmt.Errorf("status: size of %s: %w", t.Name, err)
 		}
-		if count {
+		if !count {
+			if er.Versions, err = st.EstimatedRows(ctx, t.Name); err != nil {
+				return nil, 0, fmt.Errorf("status: %w", err)
+			}
+		} else {
 			current := "true"
 			if !t.Type.Immutable {
 				current = `upper_inf(block_range)`
