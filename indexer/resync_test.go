@@ -107,11 +107,9 @@ func TestResyncWhileRunning(t *testing.T) {
 		t.Fatalf("store head: %v, %v", h, err)
 	}
 	indexedBefore := h.Number
-	var phases []string
-	var seen []indexer.ResyncProgress
+	var seen []indexer.ResyncProgress // the first report of each phase
 	err = cmd.fl.Resync(ctx, from, func(p indexer.ResyncProgress) {
-		if len(phases) == 0 || phases[len(phases)-1] != p.Phase {
-			phases = append(phases, p.Phase)
+		if len(seen) == 0 || seen[len(seen)-1].Phase != p.Phase {
 			seen = append(seen, p)
 		}
 	})
@@ -119,8 +117,8 @@ func TestResyncWhileRunning(t *testing.T) {
 		t.Fatalf("resync: %v", err)
 	}
 	t.Logf("phases %+v", seen)
-	if phases[0] != "requested" || phases[len(phases)-1] != "done" {
-		t.Fatalf("phases %v: want requested ... done", phases)
+	if seen[0].Phase != "requested" || seen[len(seen)-1].Phase != "done" {
+		t.Fatalf("phases %+v: want requested ... done", seen)
 	}
 	// Every line the command prints names the block it waits for; after the revert the cursor
 	// is at from-1; done means the leader is back where it was.
