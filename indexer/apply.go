@@ -173,7 +173,7 @@ func (fl *Follower) commit(ctx context.Context, st *chainState, p *pending, fina
 		win = append(win, p.head) // a backfill range's last block: the parent check of the next
 	}
 	p.applied = time.Now()
-	if err := fl.store.Commit(ctx, b, commitInfo{Head: p.head, Window: win, Finalized: finalized}); err != nil {
+	if err := fl.store.Commit(ctx, b, store.Commit{Head: p.head, Window: win, Finalized: finalized}); err != nil {
 		return fmt.Errorf("commit blocks up to %d: %w", p.head.Number, err)
 	}
 	st.advance(p.head, win, finalized)

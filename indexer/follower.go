@@ -27,6 +27,9 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/echain/echain-indexer/indexer/source"
+	"github.com/echain/echain-indexer/store"
 )
 
 const (
@@ -51,13 +54,13 @@ type Hint struct {
 // Follower follows one chain into one store.
 type Follower struct {
 	cfg     Config
-	src     chainSource
-	store   storage
+	src     *source.Source
+	store   *store.Store
 	handler Handler
 	filter  *logFilter
 	log     *slog.Logger
 	metrics *metrics
-	sizer   rangeSizer
+	sizer   *source.RangeSizer
 	start   int64
 	// addrChunk starts at Config.AddressChunk and shrinks when a provider refuses as many.
 	addrChunk atomic.Int64
@@ -89,7 +92,8 @@ type hinted struct {
 	at   time.Time
 }
 
-func newFollower(cfg Config, src chainSource, st storage, h Handler, log *slog.Logger, reg prometheus.Registerer) (*Follower, error) {
+// New builds a follower over a source, a migrated store and a handler.
+func New(cfg Config, src *source.Source, st *store.Store, h Handler, log *slog.Logger, reg prometheus.Registerer) (*Follower, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -111,7 +115,7 @@ func newFollower(cfg Config, src chainSource, st storage, h Handler, log *slog.L
 	}
 	fl := &Follower{
 		cfg: cfg, src: src, store: st, handler: h, filter: filter, log: log, metrics: m,
-		sizer:      src.NewRangeSizer(cfg.Range),
+		sizer:      source.NewRangeSizer(cfg.Range),
 		start:      start,
 		hints:      make(chan Hint, cfg.HintQueue),
 		headSignal: make(chan struct{}, 1),
@@ -133,7 +137,7 @@ func (fl *Follower) Run(ctx context.Context) error {
 	backoff := fl.cfg.RetryBackoff
 	for {
 		fl.setMode(modeStandby)
-		lock, err := acquireLeader(ctx, fl.store.LockConnConfig(), fl.cfg.LeaderLockKey, true)
+		lock, err := acquireLeader(ctx, fl.store.Pool().Config().ConnConfig.Copy(), fl.cfg.LeaderLockKey, true)
 		if err != nil {
 			if ctx.Err() != nil {
 				fl.setMode(modeStopped)
@@ -225,7 +229,7 @@ func (fl *Follower) lead(ctx context.Context) error {
 		}
 		target, received := fl.latestHead()
 		if target == nil {
-			h, err := fl.src.HeaderByNumber(ctx, nil)
+			h, err := fl.header(ctx, nil)
 			if err != nil || h == nil {
 				if !fail("head", fmt.Errorf("latest header: %v", err)) {
 					break
@@ -295,7 +299,7 @@ func (fl *Follower) step(ctx context.Context, st *chainState, target *types.Head
 		// Ranges carry no parent checks, so the cursor they build on must still be canonical:
 		// after a restart the chain may have reorganised under it.
 		if st.head.Hash != (common.Hash{}) {
-			probe, err := fl.src.HeaderByNumber(ctx, big.NewInt(st.head.Number))
+			probe, err := fl.header(ctx, big.NewInt(st.head.Number))
 			if err != nil {
 				return false, fmt.Errorf("header %d: %w", st.head.Number, err)
 			}
@@ -413,7 +417,7 @@ func (fl *Follower) serveHint(ctx context.Context, st *chainState, h Hint) error
 	number := h.Block
 	var txBlock common.Hash
 	if h.TxHash != (common.Hash{}) {
-		n, bh, found, err := fl.src.TxBlock(ctx, h.TxHash)
+		n, bh, found, err := fl.txBlock(ctx, h.TxHash)
 		if err != nil {
 			return fmt.Errorf("locate hinted transaction %s: %w", h.TxHash, err)
 		}
@@ -431,7 +435,7 @@ func (fl *Follower) serveHint(ctx context.Context, st *chainState, h Hint) error
 		fl.metrics.hints.WithLabelValues("stale").Inc()
 		return nil
 	}
-	hdr, err := fl.src.HeaderByNumber(ctx, new(big.Int).SetUint64(number))
+	hdr, err := fl.header(ctx, new(big.Int).SetUint64(number))
 	if err != nil {
 		return fmt.Errorf("hinted header %d: %w", number, err)
 	}

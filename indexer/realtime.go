@@ -39,7 +39,7 @@ func (fl *Follower) syncTo(ctx context.Context, st *chainState, target *types.He
 		default:
 			// target is on our chain or older than anything kept: a late notification, or the node
 			// really went back. Only a different block at our cursor proves the latter.
-			probe, err := fl.src.HeaderByNumber(ctx, big.NewInt(st.head.Number))
+			probe, err := fl.header(ctx, big.NewInt(st.head.Number))
 			if err != nil {
 				return false, fmt.Errorf("header %d: %w", st.head.Number, err)
 			}
@@ -104,7 +104,7 @@ func (fl *Follower) collect(ctx context.Context, st *chainState, target *types.H
 		h := target
 		if n != tn || !useTarget {
 			var err error
-			h, err = fl.src.HeaderByNumber(ctx, big.NewInt(n))
+			h, err = fl.header(ctx, big.NewInt(n))
 			if err != nil {
 				return nil, nil, fmt.Errorf("header %d: %w", n, err)
 			}
@@ -182,7 +182,7 @@ func (fl *Follower) reorg(ctx context.Context, st *chainState, h *types.Header) 
 			ancestor = known
 			break
 		}
-		parent, err := fl.src.HeaderByHash(ctx, x.ParentHash)
+		parent, err := fl.headerByHash(ctx, x.ParentHash)
 		if err != nil {
 			return fmt.Errorf("walk back to the common ancestor: header %s: %w", x.ParentHash, err)
 		}

@@ -33,7 +33,7 @@ func (fl *Follower) Resync(ctx context.Context, from int64, progress func(Resync
 	if from < fl.start {
 		return fmt.Errorf("resync: block %d is before the configured start block %d", from, fl.start)
 	}
-	lock, err := acquireLeader(ctx, fl.store.LockConnConfig(), fl.cfg.LeaderLockKey, false)
+	lock, err := acquireLeader(ctx, fl.store.Pool().Config().ConnConfig.Copy(), fl.cfg.LeaderLockKey, false)
 	if err != nil {
 		return fmt.Errorf("resync: %w", err)
 	}
@@ -52,7 +52,7 @@ func (fl *Follower) resyncHere(ctx context.Context, from int64, progress func(Re
 	if err := fl.checkResyncFrom(st, from); err != nil {
 		return err
 	}
-	target, err := fl.src.HeaderByNumber(ctx, nil)
+	target, err := fl.header(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("resync: latest header: %w", err)
 	}
@@ -92,7 +92,7 @@ func (fl *Follower) resyncViaLeader(ctx context.Context, from int64, progress fu
 	if from > indexed {
 		return fmt.Errorf("resync: block %d is beyond the indexed head %d", from, indexed)
 	}
-	id, err := fl.store.RequestResync(ctx, from)
+	id, err := fl.store.RequestResync(ctx, from, "echain-indexer resync")
 	if err != nil {
 		return fmt.Errorf("resync: file request: %w", err)
 	}
@@ -180,7 +180,7 @@ func (fl *Follower) revertForResync(ctx context.Context, st *chainState, from in
 		if to < fl.start {
 			ptr = store.BlockPtr{Number: to}
 		} else {
-			h, err := fl.src.HeaderByNumber(ctx, big.NewInt(to))
+			h, err := fl.header(ctx, big.NewInt(to))
 			if err != nil {
 				return fmt.Errorf("resync: header %d: %w", to, err)
 			}

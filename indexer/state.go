@@ -28,7 +28,7 @@ type chainState struct {
 	byAddr map[common.Address]store.DataSource
 }
 
-func loadState(ctx context.Context, st storage, start int64) (*chainState, error) {
+func loadState(ctx context.Context, st *store.Store, start int64) (*chainState, error) {
 	s := &chainState{byAddr: map[common.Address]store.DataSource{}}
 	head, err := st.Head(ctx)
 	if err != nil {
