@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"math/big"
-	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -147,8 +145,9 @@ func (fl *Follower) backfill(ctx context.Context, st *chainState, to int64, serv
 	return nil
 }
 
-// runRange fetches one range: fixed-contract logs, then (after the previous range's discovery)
-// this range's new data sources, then the logs of every known source, transactions, and Prepare.
+// runRange moves one range through the pipeline: its logs by the strategy fetchRange picks,
+// then (after the previous range's discovery) the data sources they create, the data sources'
+// logs, the transactions, and Prepare.
 func (fl *Follower) runRange(ctx context.Context, st *chainState, j *rangeJob, prev <-chan struct{}) {
 	discoveredClosed := false
 	defer func() {
@@ -158,68 +157,17 @@ func (fl *Follower) runRange(ctx context.Context, st *chainState, j *rangeJob, p
 		close(j.done)
 	}()
 	fail := func(err error) { j.err = fmt.Errorf("backfill range %d-%d: %w", j.from, j.to, err) }
-	began := time.Now()
-	j.began = began
+	j.began = time.Now()
 
-	// Receipts mode takes every log and transaction of the range's blocks from their receipts,
-	// when the handled transactions are most of the blocks' (see receiptsMode). Else merged mode
-	// asks once for every handled topic with no address filter, when that is known to return few
-	// logs of other contracts; else the fixed contracts' logs now and the data sources' logs (in
-	// address chunks) after discovery.
-	var (
-		raw      []types.Log
-		err      error
-		merged   bool
-		contents []source.BlockContent
-	)
-	byReceipts := fl.rcptMode.use()
-	if byReceipts {
-		contents, err = fl.src.BlockContents(ctx, uint64(j.from), uint64(j.to))
-		if errors.Is(err, source.ErrReceiptsUnsupported) {
-			fl.rcptMode.unsupported(fl.log, err)
-			byReceipts, err = false, nil
-		}
-		if err != nil {
-			fail(fmt.Errorf("block receipts %d-%d: %w", j.from, j.to, err))
-			return
-		}
-		nlogs, ntxs := 0, 0
-		for i := range contents {
-			nlogs += len(contents[i].Logs)
-			ntxs += len(contents[i].Txs)
-		}
-		raw = make([]types.Log, 0, nlogs)
-		j.known = make(map[common.Hash]*Tx, ntxs)
-		for i := range contents {
-			raw = append(raw, contents[i].Logs...)
-			contents[i].Logs = nil
-			maps.Copy(j.known, contents[i].Txs)
-		}
+	f, err := fl.fetchRange(ctx, st, j)
+	if err != nil {
+		fail(err)
+		return
 	}
-	if !byReceipts {
-		merged = len(fl.filter.templateTopics) > 0 && st.sourceCount() > fl.addressChunk()/2 && fl.topicMode.merged(ctx, fl, st, j.from, j.to)
-		if merged {
-			raw, err = fl.rangeLogsUnfiltered(ctx, j.from, j.to, fl.filter.allTopics)
-		} else {
-			raw, err = fl.rangeLogs(ctx, j.from, j.to, fl.filter.fixedAddrs, fl.filter.fixedTopics)
-		}
-		if err != nil {
-			fail(err)
-			return
-		}
-	}
-	fetching := time.Since(began) // the sizer judges the node's getLogs work, not waits between stages
-	if byReceipts {
-		fetching = 0 // not a getLogs answer: only its log count steers the range size
-		fl.metrics.backfillRanges.WithLabelValues(LogSourceReceipts).Inc()
-	} else {
-		fl.metrics.backfillRanges.WithLabelValues(LogSourceLogs).Inc()
-	}
-	wide := merged || byReceipts // raw holds the logs of every address
 	// The logs are filtered in place: a range holds a few hundred thousand of them, and each
 	// copy of a types.Log is 170 bytes more for the collector.
-	raw = dropRemoved(raw)
-	sortLogs(raw)
+	f.raw = dropRemoved(f.raw)
+	sortLogs(f.raw)
 
 	select {
 	case <-prev:
@@ -227,104 +175,142 @@ func (fl *Follower) runRange(ctx context.Context, st *chainState, j *rangeJob, p
 		fail(ctx.Err())
 		return
 	}
-	j.created = map[int64][]store.DataSource{}
-	for i := range raw {
-		if !fl.filter.wantFixed(&raw[i]) {
-			continue // a data source's log or another contract's (wide), or a foreign topic
-		}
-		for _, d := range fl.handler.Discover(&raw[i]) {
-			if st.addSource(d) {
-				j.created[d.Block] = append(j.created[d.Block], d)
-			}
-		}
-	}
-	templates := len(fl.filter.templateTopics) > 0
+	j.created = fl.discoverFixed(st, f.raw)
 	var addrs []common.Address
-	if !wide && templates {
+	if !f.wide && len(fl.filter.templateTopics) > 0 {
 		addrs = st.sourceAddrs()
 	}
 	close(j.discovered)
 	discoveredClosed = true
 
-	// keepTemplate reports whether lg is a handled log of a known data source.
-	foreign := 0
-	keepTemplate := func(lg *types.Log) (bool, error) {
-		d, ok := st.source(lg.Address)
-		if lg.Removed || !ok || !fl.filter.wantTemplate(lg, d) {
-			foreign++
-			return false, nil
+	all, err := fl.handledLogs(ctx, st, j, f, addrs)
+	if err != nil {
+		fail(err)
+		return
+	}
+	j.logs = len(all)
+	fl.sizer.Success(uint64(j.to-j.from+1), len(all), f.fetching)
+	j.logsTook = time.Since(j.began)
+
+	if err := fl.finishRange(ctx, st, j, all, f.contents); err != nil {
+		fail(err)
+		return
+	}
+	j.ready = time.Now()
+}
+
+// rangeFetch is what a fetching strategy got for a range before discovery.
+type rangeFetch struct {
+	raw []types.Log
+	// wide: raw holds the handled topics of every address, the data sources' logs included;
+	// else only the fixed contracts' logs, and the sources' logs are fetched after discovery.
+	wide   bool
+	merged bool // wide by one unfiltered eth_getLogs (topicMode observes how that went)
+	// contents are the range's blocks from their receipts, in receipts mode.
+	contents []source.BlockContent
+	// fetching is how long the node worked on eth_getLogs, for the range sizer.
+	fetching time.Duration
+}
+
+// fetchRange takes the range's logs from the blocks' receipts when receiptsMode says so (see
+// range_auto.go), else by eth_getLogs (range_getlogs.go).
+func (fl *Follower) fetchRange(ctx context.Context, st *chainState, j *rangeJob) (*rangeFetch, error) {
+	if fl.rcptMode.use() {
+		f, err := fl.fetchByReceipts(ctx, j)
+		if !errors.Is(err, source.ErrReceiptsUnsupported) {
+			return f, err
 		}
-		for _, nd := range fl.handler.Discover(lg) {
-			if _, known := st.source(nd.Address); !known {
-				return false, fmt.Errorf("a %s log at block %d creates data source %s: data sources created by template logs are not supported",
-					d.Template, lg.BlockNumber, nd.Address)
+		fl.rcptMode.unsupported(fl.log, err)
+	}
+	return fl.fetchByGetLogs(ctx, st, j)
+}
+
+// discoverFixed adds the data sources the fixed contracts' logs create to st, in log order,
+// and returns them by block.
+func (fl *Follower) discoverFixed(st *chainState, logs []types.Log) map[int64][]store.DataSource {
+	created := map[int64][]store.DataSource{}
+	for i := range logs {
+		if !fl.filter.wantFixed(&logs[i]) {
+			continue // a data source's log or another contract's (wide), or a foreign topic
+		}
+		for _, d := range fl.handler.Discover(&logs[i]) {
+			if st.addSource(d) {
+				created[d.Block] = append(created[d.Block], d)
 			}
 		}
-		return true, nil
 	}
-	all := raw[:0]
-	for i := range raw {
-		keep := fl.filter.wantFixed(&raw[i])
-		if !keep && wide && templates {
+	return created
+}
+
+// handledLogs keeps the handled logs of f.raw (in place) and, when f is not wide, adds the
+// logs of the data sources addrs; sorted and deduplicated.
+func (fl *Follower) handledLogs(ctx context.Context, st *chainState, j *rangeJob, f *rangeFetch, addrs []common.Address) ([]types.Log, error) {
+	templates := len(fl.filter.templateTopics) > 0
+	foreign := 0
+	all := f.raw[:0]
+	for i := range f.raw {
+		keep := fl.filter.wantFixed(&f.raw[i])
+		if !keep && f.wide && templates {
 			var err error
-			if keep, err = keepTemplate(&raw[i]); err != nil {
-				fail(err)
-				return
+			if keep, err = fl.keepTemplate(st, &f.raw[i]); err != nil {
+				return nil, err
+			}
+			if !keep {
+				foreign++
 			}
 		}
 		if keep {
-			all = append(all, raw[i])
+			all = append(all, f.raw[i])
 		}
 	}
+	f.raw = nil
 	if len(addrs) > 0 {
-		t0 := time.Now()
-		tmplRaw, err := fl.rangeLogs(ctx, j.from, j.to, addrs, fl.filter.templateTopics)
-		if err != nil {
-			fail(err)
-			return
+		var err error
+		if all, err = fl.appendSourceLogs(ctx, st, j, f, addrs, all); err != nil {
+			return nil, err
 		}
-		fetching += time.Since(t0)
-		all = slices.Grow(all, len(tmplRaw)) // raw past all is spent
-		for i := range tmplRaw {
-			keep, err := keepTemplate(&tmplRaw[i])
-			if err != nil {
-				fail(err)
-				return
-			}
-			if keep {
-				all = append(all, tmplRaw[i])
-			}
-		}
-		sortLogs(all)
 	}
-	if merged {
+	if f.merged {
 		fl.topicMode.observe(len(all), foreign, j.to-j.from+1)
 	}
-	all = dedupLogs(all)
-	j.logs = len(all)
-	fl.sizer.Success(uint64(j.to-j.from+1), len(all), fetching)
-	j.logsTook = time.Since(began)
+	return dedupLogs(all), nil
+}
 
+// keepTemplate reports whether lg is a handled log of a known data source.
+func (fl *Follower) keepTemplate(st *chainState, lg *types.Log) (bool, error) {
+	d, ok := st.source(lg.Address)
+	if lg.Removed || !ok || !fl.filter.wantTemplate(lg, d) {
+		return false, nil
+	}
+	for _, nd := range fl.handler.Discover(lg) {
+		if _, known := st.source(nd.Address); !known {
+			return false, fmt.Errorf("a %s log at block %d creates data source %s: data sources created by template logs are not supported",
+				d.Template, lg.BlockNumber, nd.Address)
+		}
+	}
+	return true, nil
+}
+
+// finishRange groups the range's handled logs into blocks, checks the last against its header
+// and fetches the transactions while Prepare runs.
+func (fl *Follower) finishRange(ctx context.Context, st *chainState, j *rangeJob, all []types.Log, contents []source.BlockContent) error {
 	j.blocks = groupBlocks(all, st)
 	if contents != nil {
 		for _, blk := range j.blocks {
 			blk.Known = contents[blk.Ptr.Number-j.from].Txs
 		}
 	}
-	head, err := fl.src.HeaderByNumber(ctx, big.NewInt(j.to))
+	head, err := fl.header(ctx, big.NewInt(j.to))
 	if err != nil {
-		fail(fmt.Errorf("header %d: %w", j.to, err))
-		return
+		return fmt.Errorf("header %d: %w", j.to, err)
 	}
 	if head == nil {
-		fail(fmt.Errorf("node does not have block %d", j.to))
-		return
+		return fmt.Errorf("node does not have block %d", j.to)
 	}
 	j.head = ptrOf(head)
 	if n := len(j.blocks); n > 0 && j.blocks[n-1].Ptr.Number == j.to {
 		if j.blocks[n-1].Ptr.Hash != j.head.Hash {
-			fail(fmt.Errorf("logs of block %d name hash %s, its header %s: the range is not final", j.to, j.blocks[n-1].Ptr.Hash, j.head.Hash))
-			return
+			return fmt.Errorf("logs of block %d name hash %s, its header %s: the range is not final", j.to, j.blocks[n-1].Ptr.Hash, j.head.Hash)
 		}
 		j.blocks[n-1].Ptr = j.head
 	}
@@ -345,14 +331,12 @@ func (fl *Follower) runRange(ctx context.Context, st *chainState, j *rangeJob, p
 	}
 	j.prepareTook = time.Since(t0)
 	if err := <-txErr; err != nil {
-		fail(err)
-		return
+		return err
 	}
 	if prepErr != nil {
-		fail(fmt.Errorf("prepare: %w", prepErr))
-		return
+		return fmt.Errorf("prepare: %w", prepErr)
 	}
-	j.ready = time.Now()
+	return nil
 }
 
 // sortLogs orders logs by (block, index). Answers of one request come ordered, so the check
@@ -424,183 +408,3 @@ func (p *progress) snapshot(at int64) BackfillStatus {
 }
 
 func round1(f float64) float64 { return float64(int64(f*10+0.5)) / 10 }
-
-// topicMode decides whether backfill ranges fetch every handled topic in one unfiltered request
-// (merged) instead of one request for the fixed contracts plus one per chunk of data-source
-// addresses. On a node each request scans the whole range, so with thousands of data sources
-// merged mode saves most of the node's work, but only where the topics are (nearly) unique to
-// the handled contracts: ERC-721 Transfer on a public chain is not, and there merged mode would
-// pull in every token transfer. So it is used only while measured answers stay mostly ours:
-// a small probe range decides first, each merged range updates the figures, and address mode
-// probes again every probeEvery ranges.
-type topicMode struct {
-	mu          sync.Mutex
-	ours, other float64 // decayed log counts of merged answers
-	blocks      float64
-	known       bool
-	sinceProbe  int
-	probing     bool
-}
-
-const (
-	probeBlocks = 10
-	probeEvery  = 100
-	// merged mode is kept while other contracts' logs are at most this share of an answer and
-	// this many per block
-	maxForeignShare    = 0.5
-	maxForeignPerBlock = 200
-)
-
-func (m *topicMode) ok() bool {
-	if !m.known || m.blocks == 0 {
-		return false
-	}
-	total := m.ours + m.other
-	return total == 0 || (m.other/total <= maxForeignShare && m.other/m.blocks <= maxForeignPerBlock)
-}
-
-// merged reports whether the range should use merged mode, probing first when due.
-func (m *topicMode) merged(ctx context.Context, fl *Follower, st *chainState, from, to int64) bool {
-	m.mu.Lock()
-	due := !m.probing && (!m.known || (!m.ok() && m.sinceProbe >= probeEvery))
-	m.sinceProbe++
-	if !due {
-		use := m.ok()
-		m.mu.Unlock()
-		return use
-	}
-	m.probing = true
-	m.mu.Unlock()
-
-	hi := min(to, from+probeBlocks-1)
-	logs, err := fl.rangeLogsUnfiltered(ctx, from, hi, fl.filter.allTopics)
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.probing = false
-	m.sinceProbe = 0
-	if err != nil {
-		return false // address mode; probe again later
-	}
-	var ours, other int
-	for i := range logs {
-		lg := &logs[i]
-		if fl.filter.wantFixed(lg) {
-			ours++
-		} else if d, ok := st.source(lg.Address); ok && fl.filter.wantTemplate(lg, d) {
-			ours++
-		} else {
-			other++ // includes sources created inside the probe: an underestimate on the safe side
-		}
-	}
-	m.ours, m.other, m.blocks, m.known = float64(ours), float64(other), float64(hi-from+1), true
-	use := m.ok()
-	fl.log.Info("backfill log fetch mode", "merged", use, "probe_blocks", hi-from+1, "handled_logs", ours, "other_logs", other)
-	return use
-}
-
-// observe records a merged answer.
-func (m *topicMode) observe(ours, other int, blocks int64) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	const keep = 0.8 // decay: recent ranges weigh most
-	was := m.ok()
-	m.ours = m.ours*keep + float64(ours)
-	m.other = m.other*keep + float64(other)
-	m.blocks = m.blocks*keep + float64(blocks)
-	if was && !m.ok() {
-		m.sinceProbe = 0
-	}
-}
-
-// observeDensity feeds receiptsMode with how much of the range's blocks the handled
-// transactions were.
-func (fl *Follower) observeDensity(j *rangeJob, contents []source.BlockContent, stats source.TxStats) {
-	blocks := float64(j.to - j.from + 1)
-	wanted := 0
-	for _, blk := range j.blocks {
-		wanted += len(blk.Txs)
-	}
-	if contents != nil {
-		all := 0
-		for i := range contents {
-			all += len(contents[i].Txs)
-		}
-		fl.rcptMode.observe(fl.log, float64(wanted), float64(all))
-		return
-	}
-	if stats.Blocks == 0 {
-		// No block said how many transactions it holds (no handled logs, or no block receipts):
-		// count a transaction per block, enough to say "not worth the receipts".
-		fl.rcptMode.observe(fl.log, float64(wanted), max(blocks, float64(wanted)))
-		return
-	}
-	// Blocks without handled logs hold about as many transactions as those with.
-	perBlock := float64(stats.BlockTxs) / float64(stats.Blocks)
-	all := float64(stats.BlockTxs) + (blocks-float64(stats.Blocks))*perBlock
-	fl.rcptMode.observe(fl.log, float64(stats.Wanted), max(all, float64(stats.Wanted)))
-}
-
-// receiptsMode decides whether backfill ranges take their logs and transactions from the
-// blocks' receipts (source.BlockContents: eth_getBlockReceipts + the block with its
-// transactions, per block) instead of eth_getLogs plus receipts and transactions of the blocks
-// with handled logs. The receipts carry every log, so where the handled transactions are most
-// of the blocks' transactions (a chain or a stretch of history that is mostly ours) the
-// eth_getLogs call is work the node does twice; where they are few (a public chain: Base's
-// blocks hold hundreds of other transactions) receipts for every block would cost far more.
-// The choice follows the measured share of handled transactions among the blocks'
-// transactions, with hysteresis, in both modes.
-type receiptsMode struct {
-	setting     string // Config.BackfillLogSource
-	mu          sync.Mutex
-	wanted, all float64 // decayed transaction counts: handled ones, all in the ranges' blocks
-	ranges      int
-	on, never   bool
-}
-
-const (
-	receiptsEnter = 0.75 // handled share of the blocks' transactions to switch to receipts
-	receiptsLeave = 0.5  // and back to eth_getLogs
-	receiptsKeep  = 0.5  // decay per observed range
-)
-
-func (m *receiptsMode) use() bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	switch {
-	case m.never || m.setting == LogSourceLogs:
-		return false
-	case m.setting == LogSourceReceipts:
-		return true
-	}
-	return m.on
-}
-
-// unsupported turns receipts mode off for good: the endpoint cannot serve it.
-func (m *receiptsMode) unsupported(log *slog.Logger, err error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if !m.never {
-		log.Info("backfill log source: eth_getLogs (block receipts unavailable)", "err", err)
-	}
-	m.never = true
-}
-
-func (m *receiptsMode) observe(log *slog.Logger, wanted, all float64) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.wanted = m.wanted*receiptsKeep + wanted
-	m.all = m.all*receiptsKeep + all
-	m.ranges++
-	if m.never || m.setting != LogSourceAuto || m.ranges < 2 || m.all <= 0 {
-		return
-	}
-	share := m.wanted / m.all
-	switch {
-	case !m.on && share >= receiptsEnter:
-		m.on = true
-		log.Info("backfill log source: block receipts", "handled_tx_share", round1(share*100)/100)
-	case m.on && share < receiptsLeave:
-		m.on = false
-		log.Info("backfill log source: eth_getLogs", "handled_tx_share", round1(share*100)/100)
-	}
-}
