@@ -10,8 +10,9 @@ import (
 	"github.com/ethereum/go-ethereum/common/hexutil"
 )
 
-// tsvPath is the reference table of topic0 hashes and selectors, relative to this package.
-const tsvPath = "../../shared/echain/topics_and_selectors.tsv"
+// tsvPath is the reference table of topic0 hashes and selectors (where it came from:
+// testdata/README.md).
+const tsvPath = "testdata/topics_and_selectors.tsv"
 
 // reference maps contract -> canonical signature -> topic0 / selector (lowercase hex).
 type reference struct {
