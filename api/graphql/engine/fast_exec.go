@@ -1,0 +1,432 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// fastExec is one request on the fast path.
+type fastExec struct {
+	s      *session
+	op     *fastOp
+	vars   map[string]any
+	groups map[*fastField]*fastGroup
+}
+
+// fastGroup holds the rows one load read.
+type fastGroup struct {
+	e    *entity
+	b    bound
+	fmts []int16
+	pos  []int
+	rows []*fastRow
+	by   map[string][]*fastRow // fkRef: id -> row; fkDerived: parent id -> rows
+	buf  []byte
+	vals [][]byte
+}
+
+type fastRow struct {
+	id  string
+	raw [][]byte
+}
+
+// stmt is one statement of a level and the group it fills.
+type fastStmt struct {
+	sql     string
+	args    []any
+	g       *fastGroup
+	lc      *loadCols
+	parents []string // derived loads of several parents: the ordinal in column 0
+	single  string   // derived load of one parent
+	derived bool
+}
+
+// rootStmt builds the statement of a root load at bound b.
+func (x *fastExec) rootStmt(f *fastField, b bound) (*fastStmt, error) {
+	s, ent := x.s, f.ent
+	q := s.builder(b)
+	g := &fastGroup{e: ent, b: b}
+	st := &fastStmt{g: g, lc: f.lc}
+	if f.kind == fkOne {
+		v, _, err := x.arg(f, "id")
+		if err != nil {
+			return nil, err
+		}
+		id, ok := v.(string)
+		if !ok {
+			return nil, notFast("id argument")
+		}
+		cond := col("c", ent.Columns[0]) + " = " + q.param(id) + "::text"
+		st.sql = "SELECT " + f.lc.sel + " FROM " + ent.table + " c" + where(cond, q.visible(ent, "c")) + " LIMIT 1"
+	} else {
+		a, err := x.listArgs(f, true)
+		if err != nil {
+			return nil, err
+		}
+		rest, err := s.listSQL(q, ent, "", a)
+		if err != nil {
+			return nil, notFast("filter")
+		}
+		st.sql = "SELECT " + f.lc.sel + " FROM " + rest
+	}
+	st.args = q.args
+	return st, nil
+}
+
+// childStmt builds the statement loading child field f of the rows of group pg.
+func (x *fastExec) childStmt(f *fastField, pg *fastGroup) (*fastStmt, error) {
+	s := x.s
+	g := &fastGroup{e: f.ent, b: pg.b, by: map[string][]*fastRow{}}
+	x.groups[f] = g
+	q := s.builder(pg.b)
+	st := &fastStmt{g: g, lc: f.lc}
+	seen := make(map[string]bool, len(pg.rows))
+	ids := make([]string, 0, len(pg.rows))
+	if f.kind == fkRef {
+		p := pg.pos[f.col]
+		for _, r := range pg.rows {
+			if raw := r.raw[p]; raw != nil && len(raw) > 0 && !seen[string(raw)] {
+				v := string(raw)
+				seen[v] = true
+				ids = append(ids, v)
+			}
+		}
+		if len(ids) == 0 {
+			return nil, nil
+		}
+		st.sql = refSQL(q, f.ent, f.lc, ids)
+		st.args = q.args
+		return st, nil
+	}
+	a, err := x.listArgs(f, false)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range pg.rows {
+		if !seen[r.id] {
+			seen[r.id] = true
+			ids = append(ids, r.id)
+		}
+	}
+	if len(ids) == 0 || a.First == 0 {
+		return nil, nil
+	}
+	d, e := f.derived, f.ent
+	back := col("c", e.Columns[d.back])
+	st.derived = true
+	if len(ids) == 1 {
+		rest, err := s.listSQL(q, e, back+" = "+q.param(ids[0])+"::text", a)
+		if err != nil {
+			return nil, notFast("filter")
+		}
+		st.sql, st.single = "SELECT "+f.lc.sel+" FROM "+rest, ids[0]
+	} else {
+		ps := q.param(ids)
+		rest, err := s.listSQL(q, e, back+" = p.id", a)
+		if err != nil {
+			return nil, notFast("filter")
+		}
+		st.sql = "SELECT p.i, " + f.lc.sel + " FROM unnest(" + ps + "::text[]) WITH ORDINALITY AS p(id, i) CROSS JOIN LATERAL (SELECT c.* FROM " +
+			rest + ") c LIMIT " + q.param(int64(s.remaining()))
+		st.parents = ids
+	}
+	st.args = q.args
+	return st, nil
+}
+
+// scan reads a statement's rows into its group, copying the values out of pgx's buffer.
+func (x *fastExec) scan(st *fastStmt, rows pgx.Rows) error {
+	g, lc, s := st.g, st.lc, x.s
+	fds := rows.FieldDescriptions()
+	off := 0
+	if st.parents != nil {
+		off = 1
+	}
+	if len(fds) != len(lc.cols)+off {
+		return fmt.Errorf("%s: %d result columns for %d fields", g.e.Name, len(fds), len(lc.cols))
+	}
+	g.fmts = make([]int16, len(fds))
+	for j := range fds {
+		g.fmts[j] = fds[j].Format
+	}
+	g.pos = rowPositions(g.e, lc, off)
+	if g.buf == nil {
+		g.buf = make([]byte, 0, 4096)
+	}
+	cols := g.e.Columns
+	for rows.Next() {
+		raw := rows.RawValues()
+		if s.entities.Add(1) > int64(s.e.cfg.MaxEntities) {
+			return notFast("entities")
+		}
+		start := len(g.vals)
+		for j, v := range raw {
+			if v == nil {
+				if j >= off && cols[lc.cols[j-off]].NonNull {
+					return notFast("null in a non-null column")
+				}
+				g.vals = append(g.vals, nil)
+				continue
+			}
+			a := len(g.buf)
+			g.buf = append(g.buf, v...)
+			g.vals = append(g.vals, g.buf[a:len(g.buf):len(g.buf)])
+		}
+		r := &fastRow{raw: g.vals[start:len(g.vals):len(g.vals)]}
+		r.id = string(r.raw[off])
+		g.rows = append(g.rows, r)
+		switch {
+		case st.parents != nil:
+			p, err := ordinal(fds[0].Format, raw[0])
+			if err != nil || p < 1 || p > int64(len(st.parents)) {
+				return fmt.Errorf("%s: bad parent position %q", g.e.Name, raw[0])
+			}
+			g.by[st.parents[p-1]] = append(g.by[st.parents[p-1]], r)
+		case st.derived:
+			g.by[st.single] = append(g.by[st.single], r)
+		case g.by != nil:
+			g.by[r.id] = append(g.by[r.id], r)
+		}
+	}
+	return rows.Err()
+}
+
+// fastExecute answers the request on the fast path; ok false means it stepped aside (the
+// session is then closed and unusable).
+func (e *Engine) fastExecute(ctx context.Context, s *session, op *fastOp, vars map[string]any) (*Result, bool) {
+	if !e.fast.varsOK(op.vars, vars) {
+		return nil, false
+	}
+	x := &fastExec{s: s, op: op, vars: vars, groups: map[*fastField]*fastGroup{}}
+	data, err := x.run(ctx)
+	if err != nil {
+		if s.err == nil {
+			s.err = err
+		}
+		s.close(ctx)
+		return nil, false
+	}
+	s.close(ctx)
+	return &Result{Data: data, Statements: s.statements, RoundTrips: s.roundTrips}, true
+}
+
+func (x *fastExec) run(ctx context.Context) ([]byte, error) {
+	s, op := x.s, x.op
+	type rootLoad struct {
+		f      *fastField
+		spec   *BlockHeight
+		policy string
+	}
+	var loads []rootLoad
+	lookup := s.atHash != nil // block hashes are looked up before any statement
+	keepOpen := false         // _meta at another block reads indexer.blocks in the snapshot at the end
+	for _, f := range op.root {
+		if f.kind != fkOne && f.kind != fkList && f.kind != fkMeta {
+			continue
+		}
+		spec, pol, err := x.rootSpec(f)
+		if err != nil {
+			return nil, err
+		}
+		if spec != nil && spec.Hash != nil {
+			lookup = true
+		}
+		if f.kind == fkMeta {
+			keepOpen = keepOpen || spec != nil || s.at > 0
+			continue
+		}
+		loads = append(loads, rootLoad{f, spec, pol})
+	}
+	// Level 0: BEGIN, the cursor and the root statements in one round trip (the statements read
+	// at the block they name, checked once the cursor is known); COMMIT too when nothing nests.
+	var stmts []*fastStmt
+	if !lookup {
+		for _, l := range loads {
+			st, err := x.rootStmt(l.f, s.tentative(l.spec))
+			if err != nil {
+				return nil, err
+			}
+			x.groups[l.f] = st.g
+			stmts = append(stmts, st)
+		}
+	}
+	if err := x.begin(ctx, stmts, !lookup && !keepOpen && op.maxLevel == 0); err != nil {
+		return nil, err
+	}
+	for _, l := range loads {
+		b, err := s.resolve(ctx, l.spec)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.checkErrors(l.policy, b); err != nil {
+			return nil, err
+		}
+		if lookup {
+			st, err := x.rootStmt(l.f, b)
+			if err != nil {
+				return nil, err
+			}
+			x.groups[l.f] = st.g
+			stmts = append(stmts, st)
+		} else {
+			x.groups[l.f].b = b
+		}
+	}
+	if lookup && len(stmts) > 0 {
+		if err := x.level(ctx, stmts, !keepOpen && op.maxLevel == 0); err != nil {
+			return nil, err
+		}
+	}
+	// Each further level: every relation of the rows read so far, one round trip.
+	frontier := make([]*fastField, 0, len(loads))
+	for _, l := range loads {
+		frontier = append(frontier, l.f)
+	}
+	for lvl := 1; len(frontier) > 0 && lvl <= op.maxLevel; lvl++ {
+		var next []*fastField
+		stmts = stmts[:0]
+		for _, f := range frontier {
+			pg := x.groups[f]
+			for _, c := range f.children {
+				if c.kind != fkRef && c.kind != fkDerived {
+					continue
+				}
+				next = append(next, c)
+				if pg == nil || len(pg.rows) == 0 {
+					x.groups[c] = &fastGroup{e: c.ent, b: bound{current: true}}
+					continue
+				}
+				st, err := x.childStmt(c, pg)
+				if err != nil {
+					return nil, err
+				}
+				if st != nil {
+					stmts = append(stmts, st)
+				}
+			}
+		}
+		if len(stmts) > 0 {
+			if err := x.level(ctx, stmts, !keepOpen && lvl == op.maxLevel); err != nil {
+				return nil, err
+			}
+		}
+		frontier = next
+	}
+	var meta *Meta
+	if op.hasMeta != nil {
+		spec, _, err := x.rootSpec(op.hasMeta)
+		if err != nil {
+			return nil, err
+		}
+		b, err := s.resolve(ctx, spec)
+		if err != nil {
+			return nil, err
+		}
+		bi := s.head
+		if !b.current {
+			if bi, err = s.blockAt(ctx, b.at); err != nil {
+				return nil, err
+			}
+		}
+		meta = &Meta{block: bi, deployment: s.e.cfg.Deployment, errors: s.errorBlock != nil}
+	}
+	return x.write(op, meta)
+}
+
+// begin starts the snapshot: BEGIN, the cursor, stmts and (commit) COMMIT in one round trip.
+func (x *fastExec) begin(ctx context.Context, stmts []*fastStmt, commit bool) error {
+	s := x.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sctx, cancel := s.stmtCtx(ctx)
+	defer cancel()
+	conn, err := s.e.pool.Acquire(sctx)
+	if err != nil {
+		return notFast("acquire")
+	}
+	s.conn = conn
+	s.begun = true
+	b := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, len(stmts)+3)}
+	b.BeginTx(pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	b.Queue(headSQL, s.e.stmtTimeout)
+	for _, st := range stmts {
+		b.Queue(st.sql, st.args...)
+	}
+	if commit {
+		b.Queue("COMMIT")
+	}
+	s.statements += 2 + len(stmts)
+	s.roundTrips++
+	br := conn.SendBatch(sctx, b)
+	defer br.Close()
+	if _, err := br.Exec(); err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	s.tx = br.Tx()
+	var (
+		number, ts, histFrom, errBlock *int64
+		hash, parent                   []byte
+		setting                        string
+	)
+	if err := br.QueryRow().Scan(&setting, &setting, &number, &hash, &parent, &ts, &histFrom, &errBlock); err != nil {
+		return fmt.Errorf("read the cursor: %w", err)
+	}
+	if number != nil {
+		s.head = &blockInfo{Number: *number, Hash: hash, ParentHash: parent, Timestamp: ts}
+	}
+	if histFrom != nil {
+		s.historyN = *histFrom
+	}
+	s.errorBlock = errBlock
+	return x.results(br, stmts, commit)
+}
+
+// level runs the statements of one level in one round trip, with COMMIT when it is the last.
+func (x *fastExec) level(ctx context.Context, stmts []*fastStmt, commit bool) error {
+	s := x.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sctx, cancel := s.stmtCtx(ctx)
+	defer cancel()
+	b := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, len(stmts)+1)}
+	for _, st := range stmts {
+		b.Queue(st.sql, st.args...)
+	}
+	if commit {
+		b.Queue("COMMIT")
+	}
+	s.statements += len(stmts)
+	s.roundTrips++
+	br := s.conn.SendBatch(sctx, b)
+	defer br.Close()
+	return x.results(br, stmts, commit)
+}
+
+func (x *fastExec) results(br pgx.BatchResults, stmts []*fastStmt, commit bool) error {
+	for _, st := range stmts {
+		rows, err := br.Query()
+		if err != nil {
+			return err
+		}
+		err = x.scan(st, rows)
+		rows.Close()
+		if err != nil {
+			return err
+		}
+	}
+	if commit {
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
+	}
+	if err := br.Close(); err != nil {
+		return err
+	}
+	if commit {
+		s := x.s
+		s.tx = nil // committed in the batch: close only returns the connection
+	}
+	return nil
+}
