@@ -257,7 +257,9 @@ func readResponse(br *bufio.Reader, buf []byte) (int, []byte, error) {
 }
 
 // BenchmarkExecute runs the same shapes through Engine.Execute, without HTTP or a load generator:
-// the executor's own cost (wall time includes the PostgreSQL round trips).
+// the executor's own cost (wall time includes the PostgreSQL round trips), once with the fast
+// path and once with graphql-go's executor only (Options.DisableFastPath), so the two
+// executors are compared on the same data, queries and variables.
 //
 //	ECHAIN_BENCH_KEEP=1 go test ./api/graphql -run '^$' -bench BenchmarkExecute -benchmem
 func BenchmarkExecute(b *testing.B) {
@@ -272,10 +274,20 @@ func BenchmarkExecute(b *testing.B) {
 		return err
 	})
 	bulk := gqltest.BulkInfo(sz)
-	h, err := NewHandler(pool, sch, Options{})
-	if err != nil {
-		b.Fatal(err)
+	for _, ex := range []struct {
+		name string
+		opts Options
+	}{{"fast", Options{}}, {"graphql-go", Options{DisableFastPath: true}}} {
+		h, err := NewHandler(pool, sch, ex.opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(ex.name, func(b *testing.B) { benchShapes(b, h, bulk) })
 	}
+}
+
+func benchShapes(b *testing.B, h *Handler, bulk *gqltest.Bulk) {
+	ctx := context.Background()
 	r := rand.New(rand.NewPCG(1, 1))
 	for _, sh := range []struct {
 		name, query string
