@@ -198,6 +198,10 @@ func TestHTTP(t *testing.T) {
 	if rec.Code != 200 || !strings.Contains(rec.Body.String(), "GraphiQL") || strings.Contains(rec.Body.String(), "https://") {
 		t.Fatalf("GraphiQL page: %d %.300s", rec.Code, rec.Body.String())
 	}
+	// Subscriptions run from GraphiQL over the WebSocket at the same path.
+	if !strings.Contains(rec.Body.String(), "subscriptionUrl: wsURL") {
+		t.Errorf("GraphiQL is not given the WebSocket subscriptionUrl: %s", rec.Body.String())
+	}
 	for _, asset := range []string{"graphiql.min.js", "graphiql.min.css", "react.production.min.js", "react-dom.production.min.js"} {
 		rec = httptest.NewRecorder()
 		req = httptest.NewRequest("GET", "/graphql?asset="+asset, nil)
