@@ -131,6 +131,16 @@ type API struct {
 	MaxDepth          int
 	MaxConcurrent     int
 	ReadyMaxLagBlocks uint64
+
+	// Bounds on one request's work (api/graphql/engine Options): the parse budget, the cost
+	// estimate, the answer's size and its errors.
+	MaxTokens          int
+	MaxFields          int
+	MaxAliases         int
+	MaxFragmentSpreads int
+	MaxCost            int
+	MaxResponseBytes   int64
+	MaxErrors          int
 }
 
 // Subscriptions tunes GraphQL subscriptions over WebSocket.

@@ -22,6 +22,7 @@ type (
 	Request     = engine.Request
 	ExecOptions = engine.ExecOptions
 	Result      = engine.Result
+	Prepared    = engine.Prepared
 )
 
 // NewHandler serves sch (which must be the schema the resolvers were generated from) over the

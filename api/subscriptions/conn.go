@@ -2,6 +2,7 @@ package subscriptions
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -549,7 +550,9 @@ func (c *conn) subscribe(id string, p subscribePayload) {
 	if p.OperationName != nil {
 		name = *p.OperationName
 	}
-	o, errs := c.s.api.parseOperation(*p.Query, name, vars, c.s.lim)
+	// Preparing is bounded work (the engine's parse budget and deadline); the connection's
+	// reader waits for it, so a client gone meanwhile is noticed right after.
+	o, errs := c.s.api.parseOperation(context.Background(), *p.Query, name, vars, c.s.lim)
 	if len(errs) > 0 {
 		reason := "invalid"
 		switch errs[0].code {
@@ -559,6 +562,8 @@ func (c *conn) subscribe(id string, p subscribePayload) {
 			reason = "max_cost"
 		case codeLimitFirst:
 			reason = "max_first"
+		case codeLimitSize:
+			reason = "query_size"
 		}
 		fail(reason, errs...)
 		return

@@ -257,6 +257,8 @@ var transientCodes = map[string]bool{
 	"BLOCK_PRUNED":             true,
 	"LIMIT_CONCURRENT_QUERIES": true,
 	"LIMIT_STATEMENT_TIMEOUT":  true,
+	"LIMIT_QUERY_TIMEOUT":      true,
+	"CANCELED":                 true,
 	"INTERNAL":                 true,
 	"NOT_STARTED":              true,
 }
@@ -279,7 +281,10 @@ func (s *Server) publish(p *op, at blockRef, res *graphql.Result) {
 		p.mu.Unlock()
 		return
 	}
-	if transient(res.Errors) || (res.Data == nil && len(res.Errors) == 0) {
+	// Before the first block the engine answers at whatever is indexed by then: a block that
+	// committed meanwhile is answered when its notification runs the operation, with its number.
+	early := at.hash == "" && res.Data != nil
+	if early || transient(res.Errors) || (res.Data == nil && len(res.Errors) == 0) {
 		p.dirty = true
 		p.mu.Unlock()
 		s.met.executions.WithLabelValues("retry").Inc()

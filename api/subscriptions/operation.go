@@ -2,6 +2,7 @@ package subscriptions
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -9,64 +10,34 @@ import (
 	"sort"
 	"strings"
 
+	gqlerrors "github.com/graph-gophers/graphql-go/errors"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/formatter"
 	"github.com/vektah/gqlparser/v2/gqlerror"
-	"github.com/vektah/gqlparser/v2/parser"
 	"github.com/vektah/gqlparser/v2/validator"
-	"github.com/vektah/gqlparser/v2/validator/rules"
+
+	"github.com/echain/echain-indexer/api/graphql"
 )
 
-// apiSchema is the engine's query schema plus a Subscription root type with the same fields,
-// used to validate subscription documents and to learn what each one reads.
+// apiSchema is the engine's front end as subscriptions use it: its schema (whose Subscription
+// root has Query's fields) and its Prepare, which parses and validates each document once.
 type apiSchema struct {
+	eng      Engine
 	s        *ast.Schema
 	entities map[string]bool // object types stored as entities (what notifications name)
-	rules    *rules.Rules
-	native   bool // the engine executes subscription operations itself
 }
 
-func loadSchema(sdl string) (*apiSchema, error) {
-	doc, err := parser.ParseSchemas(validator.Prelude, &ast.Source{Name: "api.graphql", Input: sdl})
-	if err != nil {
-		return nil, fmt.Errorf("parse the API schema: %w", err)
-	}
-	var query, subscription *ast.Definition
-	for _, d := range doc.Definitions {
-		switch {
-		case d.Kind != ast.Object:
-		case d.Name == "Query":
-			query = d
-		case d.Name == "Subscription":
-			subscription = d
-		}
-	}
-	if query == nil {
+func newAPISchema(eng Engine) (*apiSchema, error) {
+	s := eng.APISchema()
+	if s == nil || s.Query == nil {
 		return nil, errors.New("the API schema has no Query type")
 	}
-	native := subscription != nil
-	if !native {
-		// An engine without subscription support: mirror Query, and hand it queries.
-		sub := *query
-		sub.Name = "Subscription"
-		sub.Fields = append(ast.FieldList(nil), query.Fields...)
-		doc.Definitions = append(doc.Definitions, &sub)
-		if len(doc.Schema) == 0 {
-			doc.Schema = append(doc.Schema, &ast.SchemaDefinition{})
-			doc.Schema[0].OperationTypes = append(doc.Schema[0].OperationTypes, &ast.OperationTypeDefinition{Operation: ast.Query, Type: "Query"})
-		}
-		doc.Schema[0].OperationTypes = append(doc.Schema[0].OperationTypes, &ast.OperationTypeDefinition{Operation: ast.Subscription, Type: "Subscription"})
-	}
-	s, err := validator.ValidateSchemaDocument(doc)
-	if err != nil {
-		return nil, fmt.Errorf("validate the API schema: %w", err)
-	}
 	if s.Subscription == nil {
-		return nil, errors.New("the API schema has a Subscription type but does not declare it the subscription root")
+		return nil, errors.New("the API schema has no Subscription root")
 	}
-	as := &apiSchema{s: s, entities: map[string]bool{}, rules: rules.NewDefaultRules(), native: native}
+	as := &apiSchema{eng: eng, s: s, entities: map[string]bool{}}
 	// Entities are the object types a root field returns by id (graph-node's `foo(id: ID!)`).
-	for _, f := range query.Fields {
+	for _, f := range s.Query.Fields {
 		if f.Arguments.ForName("id") != nil && f.Type.Elem == nil {
 			if d := s.Types[f.Type.Name()]; d != nil && d.Kind == ast.Object {
 				as.entities[d.Name] = true
@@ -125,15 +96,14 @@ const (
 	codeInternal     = "INTERNAL"
 )
 
-// parseOperation validates a subscribe request and derives what it reads.
-func (as *apiSchema) parseOperation(query, opName string, vars map[string]any, lim limits) (*operation, []*requestError) {
-	doc, perr := parser.ParseQuery(&ast.Source{Input: query})
-	if perr != nil {
-		return nil, gqlErrors(perr)
+// parseOperation validates a subscribe request and derives what it reads. The document is
+// the engine's (shared by every request of the same text): it is only read.
+func (as *apiSchema) parseOperation(ctx context.Context, query, opName string, vars map[string]any, lim limits) (*operation, []*requestError) {
+	prep, qerrs := as.eng.Prepare(ctx, graphql.Request{Query: query, OperationName: opName, Variables: vars})
+	if len(qerrs) > 0 {
+		return nil, queryErrors(qerrs)
 	}
-	if errs := validator.ValidateWithRules(as.s, doc, as.rules); len(errs) > 0 {
-		return nil, gqlErrors(errs)
-	}
+	doc := prep.Doc
 	op, err := pickOperation(doc, opName)
 	if err != nil {
 		return nil, []*requestError{err}
@@ -160,10 +130,7 @@ func (as *apiSchema) parseOperation(query, opName string, vars map[string]any, l
 			"the subscription may return up to %d entities per execution, more than the limit of %d (limit max_cost): lower `first` on its lists", o.cost, lim.maxCost)}
 	}
 	// The document is re-printed: equivalent spellings share one operation (and the engine's
-	// plan cache). An engine without subscription support gets the same selection as a query.
-	if !as.native {
-		op.Operation = ast.Query
-	}
+	// plan cache).
 	var buf bytes.Buffer
 	f := formatter.NewFormatter(&buf)
 	f.FormatQueryDocument(&ast.QueryDocument{Operations: ast.OperationList{op}, Fragments: usedFragments(doc, op)})
@@ -450,6 +417,23 @@ func satAdd(a, b int) int {
 		return 1 << 30
 	}
 	return a + b
+}
+
+// queryErrors carries the engine's errors over, with their codes (a limit's) or as validation
+// errors.
+func queryErrors(errs []*gqlerrors.QueryError) []*requestError {
+	out := make([]*requestError, 0, len(errs))
+	for _, qe := range errs {
+		re := &requestError{code: codeValidation, msg: qe.Message}
+		if c, ok := qe.Extensions["code"].(string); ok {
+			re.code = c
+		}
+		for _, l := range qe.Locations {
+			re.loc = append(re.loc, gqlerror.Location{Line: l.Line, Column: l.Column})
+		}
+		out = append(out, re)
+	}
+	return out
 }
 
 func gqlErrors(err error) []*requestError {

@@ -27,7 +27,7 @@ func testSchema(t *testing.T) *apiSchema {
 	if err != nil {
 		t.Fatal(err)
 	}
-	as, err := loadSchema(h.Engine().SDL())
+	as, err := newAPISchema(h.Engine())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func TestReadTypes(t *testing.T) {
 		{query: `subscription { _meta { block { number } } }`, types: []string{}, meta: true},
 	}
 	for _, tc := range cases {
-		o, errs := as.parseOperation(tc.query, "", tc.vars, lim)
+		o, errs := as.parseOperation(context.Background(), tc.query, "", tc.vars, lim)
 		if len(errs) > 0 {
 			t.Fatalf("%s: %s", tc.query, errs[0].msg)
 		}
@@ -89,7 +89,7 @@ func TestReadTypes(t *testing.T) {
 		}
 	}
 
-	ev, _ := as.parseOperation(`subscription { event(id: "1") { ticketsSold } }`, "", nil, lim)
+	ev, _ := as.parseOperation(context.Background(), `subscription { event(id: "1") { ticketsSold } }`, "", nil, lim)
 	for _, tc := range []struct {
 		change map[string][]string
 		want   bool
@@ -111,7 +111,7 @@ func TestOperationKey(t *testing.T) {
 	as := testSchema(t)
 	lim := limits{maxDepth: 10, maxCost: 1 << 20, maxFirst: 1000}
 	key := func(q string, vars map[string]any) string {
-		o, errs := as.parseOperation(q, "", vars, lim)
+		o, errs := as.parseOperation(context.Background(), q, "", vars, lim)
 		if len(errs) > 0 {
 			t.Fatalf("%s: %s", q, errs[0].msg)
 		}

@@ -266,6 +266,9 @@ func TestLimitsAreRefused(t *testing.T) {
 		{`subscription { events(first: 100) { tickets(first: 100) { id } } }`, "LIMIT_COST"},
 		{`subscription { events { tickets { id } } }`, "LIMIT_COST"}, // first defaults to 100 on both
 		{`subscription { events(first: 5000) { id } }`, "LIMIT_FIRST"},
+		// issue 20's attacks meet the query API's parse budget at subscribe time
+		{`subscription { events(first: 1) { ` + strings.Repeat("id ", 4000) + `} }`, "LIMIT_QUERY_SIZE"},
+		{doublingFragments(30), "LIMIT_QUERY_SIZE"},
 	} {
 		a.subscribe("q", tc.query, nil)
 		if got := code(a.expect("error", "q")); got != tc.code {
@@ -516,4 +519,15 @@ func TestSubscribeBeforeFirstBlock(t *testing.T) {
 	}
 	w.commit(event("1", 2))
 	c.expectResult("next", "a", `{"event":{"id":"1","ticketsSold":"2"}}`, 1)
+}
+
+// doublingFragments is a subscription whose fragments double at each of levels levels.
+func doublingFragments(levels int) string {
+	var b strings.Builder
+	b.WriteString("subscription { events(first: 1) { ...F1 } }\n")
+	for i := 1; i < levels; i++ {
+		fmt.Fprintf(&b, "fragment F%d on Event { id ...F%d ...F%d }\n", i, i+1, i+1)
+	}
+	fmt.Fprintf(&b, "fragment F%d on Event { id }\n", levels)
+	return b.String()
 }

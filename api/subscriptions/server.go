@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	gqlerrors "github.com/graph-gophers/graphql-go/errors"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/echain/echain-indexer/api/graphql"
 )
@@ -23,8 +25,12 @@ import (
 // ((*graphql.Handler).Engine()).
 type Engine interface {
 	Execute(ctx context.Context, req graphql.Request, eo graphql.ExecOptions) *graphql.Result
-	// SDL is the query schema; every Query field becomes a Subscription field.
-	SDL() string
+	// Prepare runs the engine's front end (parse budget, validation, cost) on a document, with
+	// its limits: the one parse and validation of a subscription.
+	Prepare(ctx context.Context, req graphql.Request) (*graphql.Prepared, []*gqlerrors.QueryError)
+	// APISchema is the schema the front end validates against (its Subscription type has
+	// Query's fields).
+	APISchema() *ast.Schema
 }
 
 // Options configure a Server. Zero values take the defaults in brackets.
@@ -138,7 +144,7 @@ func New(pool *pgxpool.Pool, eng Engine, opts Options) (*Server, error) {
 		return nil, errors.New("subscriptions: no query engine")
 	}
 	opts.defaults()
-	api, err := loadSchema(eng.SDL())
+	api, err := newAPISchema(eng)
 	if err != nil {
 		return nil, fmt.Errorf("subscriptions: %w", err)
 	}

@@ -374,6 +374,14 @@ func graphqlOptions(cfg *config.Config, e *env, reg prometheus.Registerer) graph
 		MaxConcurrent:    cfg.API.MaxConcurrent,
 		StatementTimeout: cfg.API.QueryTimeout,
 		CORSOrigins:      cors,
+
+		MaxTokens:          cfg.API.MaxTokens,
+		MaxFields:          cfg.API.MaxFields,
+		MaxAliases:         cfg.API.MaxAliases,
+		MaxFragmentSpreads: cfg.API.MaxFragmentSpreads,
+		MaxCost:            cfg.API.MaxCost,
+		MaxResponseBytes:   int(cfg.API.MaxResponseBytes),
+		MaxErrors:          cfg.API.MaxErrors,
 	}
 }
 

@@ -41,6 +41,25 @@ type Options struct {
 	MaxConcurrent     int           // queries executing at once [64]
 	QueueTimeout      time.Duration // wait for a free slot before refusing [1s]
 
+	// QueryTimeout is the deadline of a whole request: the wait for a slot, validation and
+	// execution [StatementTimeout + QueueTimeout].
+	QueryTimeout time.Duration
+	// The parse budget, checked in one linear pass before validation (front.go): tokens of the
+	// text [15000]; fields, aliases and fragment spreads with every fragment expanded [1000,
+	// 200, 500].
+	MaxTokens          int
+	MaxFields          int
+	MaxAliases         int
+	MaxFragmentSpreads int
+	// MaxCost bounds the field values a query may produce: each selected field counted once
+	// per row it can appear in, from `first` (its default when absent) along the nesting
+	// [1000000].
+	MaxCost int
+	// MaxResponseBytes caps the JSON of one answer's data [16 MiB].
+	MaxResponseBytes int
+	// MaxErrors caps the errors of one answer, after identical ones are merged [100].
+	MaxErrors int
+
 	// CORSOrigins are the origins allowed to call the API from a browser. nil allows any ("*");
 	// an empty, non-nil slice sends no CORS headers.
 	CORSOrigins []string
@@ -70,6 +89,13 @@ func (o *Options) defaults() {
 	def(&o.MaxQueryBytes, 64<<10)
 	def(&o.MaxResultEntities, 50000)
 	def(&o.MaxConcurrent, 64)
+	def(&o.MaxTokens, 15000)
+	def(&o.MaxFields, 1000)
+	def(&o.MaxAliases, 200)
+	def(&o.MaxFragmentSpreads, 500)
+	def(&o.MaxCost, 1_000_000)
+	def(&o.MaxResponseBytes, 16<<20)
+	def(&o.MaxErrors, 100)
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 1 << 20
 	}
@@ -78,6 +104,10 @@ func (o *Options) defaults() {
 	}
 	if o.QueueTimeout <= 0 {
 		o.QueueTimeout = time.Second
+	}
+	if o.QueryTimeout <= 0 {
+		// A statement that alone takes the whole time reports its own limit first.
+		o.QueryTimeout = o.StatementTimeout + o.QueueTimeout
 	}
 	if o.DefaultFirst > o.MaxFirst {
 		o.DefaultFirst = o.MaxFirst
@@ -134,6 +164,7 @@ type Engine struct {
 	coll   collation
 	bind   Binding
 	plans  plans
+	front  *front
 	fast   *fastSchema // nil: no fast path
 	// stmtTimeout is StatementTimeout in milliseconds, as set_config takes it.
 	stmtTimeout string
@@ -179,16 +210,25 @@ func New(pool *pgxpool.Pool, sch *schema.Schema, bind Binding, opts Options) (*E
 		gql.MaxDepth(opts.MaxDepth),
 		gql.MaxQueryLength(opts.MaxQueryBytes),
 		gql.MaxParallelism(16),
+		// The front end's budget comes first; these bound graphql-go's own quadratic steps
+		// should a document reach them anyway.
+		gql.MaxSelections(2*(opts.MaxFields+opts.MaxFragmentSpreads)),
+		gql.OverlapValidationLimit(opts.MaxFields*opts.MaxFields/8),
 		gql.Logger(panicLogger{opts.Logger}),
 		gql.PanicHandler(panicHandler{}),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("graphql: the generated resolvers do not fit the API schema (run `go generate ./...`): %w", err)
 	}
+	e.front, err = newFront(m.sdl(opts.DefaultFirst), budget{
+		tokens: opts.MaxTokens, fields: opts.MaxFields, aliases: opts.MaxAliases,
+		spreads: opts.MaxFragmentSpreads, depth: opts.MaxDepth,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("graphql: the API schema does not load for the front end: %w", err)
+	}
 	if !opts.DisableFastPath {
-		if e.fast, err = newFastSchema(m.sdl(opts.DefaultFirst)); err != nil {
-			return nil, fmt.Errorf("graphql: the API schema does not load for the fast path: %w", err)
-		}
+		e.fast = &fastSchema{types: e.front.schema.Types}
 	}
 	return e, nil
 }
@@ -213,12 +253,61 @@ func (r *Result) JSON() []byte {
 
 // Execute answers a request. It never fails: every problem is a GraphQL error in the result.
 func (e *Engine) Execute(ctx context.Context, req Request, eo ExecOptions) *Result {
-	if !e.acquire(ctx) {
-		return &Result{Errors: []*gqlerrors.QueryError{queryError(errorf(codeLimitBusy,
-			"too many concurrent queries (limit max_concurrent = %d); retry shortly", cap(e.slots)))}}
+	return e.execute(ctx, req, eo, false)
+}
+
+// execute runs a request through the front end and one executor; overHTTP refuses
+// subscription operations (they need a WebSocket). Every step that costs more than reading
+// the text runs under a concurrency slot and the request's deadline.
+func (e *Engine) execute(ctx context.Context, req Request, eo ExecOptions, overHTTP bool) *Result {
+	ctx, cancel := context.WithTimeout(ctx, e.opts.QueryTimeout)
+	defer cancel()
+	if res := e.admit(ctx, req); res != nil {
+		return res
 	}
-	defer func() { <-e.slots }()
-	p := e.plans.get(req.Query)
+	defer e.release()
+	p := e.plans.get(e.front, req.Query)
+	if p.refused != nil {
+		return e.refuse(p.refused)
+	}
+	if overHTTP && p.subscription(req.OperationName) {
+		return &Result{Errors: []*gqlerrors.QueryError{queryError(&Error{Code: codeBadRequest,
+			Msg: "subscriptions need a WebSocket connection to this endpoint (graphql-transport-ws or graphql-ws); over HTTP send a query"})}}
+	}
+	invalid := p.validate(e)
+	if r := e.interrupted(ctx); r != nil {
+		return e.refuse(r)
+	}
+	if len(invalid) == 0 {
+		if r := e.checkCost(p.doc, req.OperationName, req.Variables); r != nil {
+			return e.refuse(r)
+		}
+	}
+	res := e.run(ctx, p, req, eo)
+	if r := e.interrupted(ctx); r != nil && !hasCode(res.Errors, codeLimitTimeout) {
+		// A deadline or a client gone mid-run leaves an error per unfinished field: one says
+		// it (unless a statement's own timeout, the same setting, said it first).
+		return e.refuse(r)
+	}
+	if len(res.Data) > e.opts.MaxResponseBytes {
+		return e.refuse(responseTooBig(len(res.Data), e.opts.MaxResponseBytes))
+	}
+	res.Errors = capErrors(res.Errors, e.opts.MaxErrors)
+	return res
+}
+
+func hasCode(errs []*gqlerrors.QueryError, code string) bool {
+	for _, qe := range errs {
+		if codeOf(qe) == code {
+			return true
+		}
+	}
+	return false
+}
+
+// run executes a request the front end let through: the fast path when it serves it, else
+// graphql-go.
+func (e *Engine) run(ctx context.Context, p *plan, req Request, eo ExecOptions) *Result {
 	var atHash []byte
 	if eo.AtHash != "" {
 		h, err := coerceBytes(eo.AtHash)
@@ -251,6 +340,25 @@ func (e *Engine) Execute(ctx context.Context, req Request, eo ExecOptions) *Resu
 	}
 	return res
 }
+
+// admit checks the text's length and takes a concurrency slot (release gives it back); a
+// non-nil result is the refusal.
+func (e *Engine) admit(ctx context.Context, req Request) *Result {
+	if len(req.Query) > e.opts.MaxQueryBytes {
+		return e.refuse(&refusal{reasonQueryBytes, errorf(codeLimitQuerySize,
+			"the query is %d bytes long, more than the limit of %d bytes (limit max_query_bytes)", len(req.Query), e.opts.MaxQueryBytes)})
+	}
+	if !e.acquire(ctx) {
+		if r := e.interrupted(ctx); r != nil {
+			return e.refuse(r)
+		}
+		return e.refuse(&refusal{reasonBusy, errorf(codeLimitBusy,
+			"too many concurrent queries (limit max_concurrent = %d); retry shortly", cap(e.slots))})
+	}
+	return nil
+}
+
+func (e *Engine) release() { <-e.slots }
 
 func (e *Engine) acquire(ctx context.Context) bool {
 	select {

@@ -5,7 +5,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/echain/echain-indexer/schema"
@@ -73,7 +72,7 @@ type fastOp struct {
 // fastPlans is the per-query-text state of the fast path, kept in the plan.
 type fastPlans struct {
 	once  sync.Once
-	valid bool               // graphql-go validated the document (variables aside)
+	valid bool               // the front end validated the document (variables aside)
 	mu    sync.Mutex         // guards ops
 	ops   map[string]*fastOp // by operation name ("" = the only operation); nil: not served
 }
@@ -86,14 +85,6 @@ type fastSchema struct {
 	types map[string]*ast.Definition
 }
 
-func newFastSchema(sdl string) (*fastSchema, error) {
-	s, err := gqlparser.LoadSchema(&ast.Source{Name: "api.graphql", Input: sdl})
-	if err != nil {
-		return nil, err
-	}
-	return &fastSchema{types: s.Types}, nil
-}
-
 // fastOperation returns the compiled operation a request names, nil when the fast path does
 // not serve it.
 func (e *Engine) fastOperation(p *plan, text, opName string) *fastOp {
@@ -104,10 +95,8 @@ func (e *Engine) fastOperation(p *plan, text, opName string) *fastOp {
 	fp.once.Do(func() {
 		// Validation does not depend on variables except for their values' types, which
 		// varsOK checks per request the same way.
-		for _, qe := range e.schema.ValidateWithVariables(text, nil) {
-			if qe.Rule != "VariablesOfCorrectType" {
-				return
-			}
+		if len(p.validate(e)) > 0 {
+			return
 		}
 		// graphql-go unquotes string literals its own way; leave escapes to it.
 		if strings.ContainsRune(text, '\\') {

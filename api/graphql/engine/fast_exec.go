@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -201,6 +202,11 @@ func (e *Engine) fastExecute(ctx context.Context, s *session, op *fastOp, vars m
 	}
 	x := &fastExec{s: s, op: op, vars: vars, groups: map[*fastField]*fastGroup{}}
 	data, err := x.run(ctx)
+	var big errTooBig
+	if errors.As(err, &big) {
+		s.close(ctx)
+		return e.refuse(responseTooBig(big.n, e.opts.MaxResponseBytes)), true
+	}
 	if err != nil {
 		if s.err == nil {
 			s.err = err

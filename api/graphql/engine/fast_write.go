@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"strconv"
 
 	gql "github.com/graph-gophers/graphql-go"
@@ -46,6 +47,11 @@ func (x *fastExec) write(op *fastOp, meta *Meta) ([]byte, error) {
 	return append(buf, '}'), nil
 }
 
+// errTooBig stops the writer once the answer passes max_response_bytes.
+type errTooBig struct{ n int }
+
+func (e errTooBig) Error() string { return fmt.Sprintf("response over %d bytes", e.n) }
+
 func appendKey(buf []byte, key string) []byte {
 	buf = append(buf, '"')
 	buf = append(buf, key...)
@@ -55,6 +61,9 @@ func appendKey(buf []byte, key string) []byte {
 func (x *fastExec) writeList(buf []byte, f *fastField, g *fastGroup, rows []*fastRow) ([]byte, error) {
 	buf = append(buf, '[')
 	for i, r := range rows {
+		if len(buf) > x.s.e.opts.MaxResponseBytes {
+			return nil, errTooBig{len(buf)} // stop writing: the answer is refused whole
+		}
 		if i > 0 {
 			buf = append(buf, ',')
 		}

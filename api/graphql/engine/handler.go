@@ -163,12 +163,6 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, wr wireRequest) 
 		h.fail(w, r, http.StatusBadRequest, "the request has no query")
 		return
 	}
-	if len(wr.Query) > h.e.opts.MaxQueryBytes {
-		m.errors.WithLabelValues(op, codeLimitQuerySize).Inc()
-		h.write(w, r, http.StatusOK, encodeResponse(nil, []*gqlerrors.QueryError{queryError(errorf(codeLimitQuerySize,
-			"the query is %d bytes long, more than the limit of %d bytes (limit max_query_bytes)", len(wr.Query), h.e.opts.MaxQueryBytes))}))
-		return
-	}
 	var vars map[string]any
 	if v := bytes.TrimSpace(wr.Variables); len(v) > 0 && !bytes.Equal(v, []byte("null")) {
 		if v[0] == '"' { // some clients send the variables as a JSON string
@@ -183,13 +177,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, wr wireRequest) 
 			return
 		}
 	}
-	if h.e.plans.get(wr.Query).subscription(wr.OperationName) {
-		m.errors.WithLabelValues(op, codeBadRequest).Inc()
-		h.write(w, r, http.StatusOK, encodeResponse(nil, []*gqlerrors.QueryError{queryError(&Error{Code: codeBadRequest,
-			Msg: "subscriptions need a WebSocket connection to this endpoint (graphql-transport-ws or graphql-ws); over HTTP send a query"})}))
-		return
-	}
-	res := h.e.Execute(r.Context(), Request{Query: wr.Query, OperationName: wr.OperationName, Variables: vars}, ExecOptions{})
+	res := h.e.execute(r.Context(), Request{Query: wr.Query, OperationName: wr.OperationName, Variables: vars}, ExecOptions{}, true)
 	m.statements.Observe(float64(res.Statements))
 	status := http.StatusOK
 	for _, qe := range res.Errors {

@@ -11,6 +11,9 @@ type metrics struct {
 	inFlight   prometheus.Gauge
 	statements prometheus.Histogram
 	respBytes  prometheus.Histogram
+	refusals   *prometheus.CounterVec
+	// validations counts documents validated: the front end's superlinear step, once per text.
+	validations prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -42,9 +45,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Size of GraphQL response bodies before compression.",
 			Buckets: prometheus.ExponentialBuckets(256, 4, 9),
 		}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "echain_indexer_graphql_refusals_total",
+			Help: "Requests (queries and subscriptions) refused or stopped by a limit, by reason: tokens, fields, aliases, fragment_spreads, depth, cost, response_size, timeout, client_gone, concurrency, query_bytes.",
+		}, []string{"reason"}),
+		validations: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "echain_indexer_graphql_validated_documents_total",
+			Help: "Query documents validated against the API schema (once per query text while its plan is cached); refused documents are not.",
+		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.requests, m.duration, m.errors, m.inFlight, m.statements, m.respBytes} {
+		for _, c := range []prometheus.Collector{m.requests, m.duration, m.errors, m.inFlight, m.statements, m.respBytes, m.refusals, m.validations} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -5,7 +5,7 @@ import (
 	"sync"
 
 	"github.com/vektah/gqlparser/v2/ast"
-	"github.com/vektah/gqlparser/v2/parser"
+	"github.com/vektah/gqlparser/v2/gqlerror"
 )
 
 // A plan records, for a query text, which fields are selected under each field name (the union
@@ -21,10 +21,15 @@ type plan struct {
 	ops     int             // operations in the document
 	mu      sync.Mutex
 	loads   map[planKey]*loadCols
-	// doc is the parsed document (nil when it does not parse); fast holds the fast path's
-	// compiled operations (fast.go).
+	// doc is the parsed document (nil when it does not parse or is refused); fast holds the
+	// fast path's compiled operations (fast.go).
 	doc  *ast.QueryDocument
 	fast fastPlans
+	// refused is the parse budget's answer (front.go): the document is not validated or run.
+	refused *refusal
+	// validation is the front end's verdict, made once per text under a concurrency slot.
+	validOnce sync.Once
+	invalid   gqlerror.List
 	// label is the operation name for the metrics when the request names none.
 	label     string
 	labelOnce sync.Once
@@ -43,12 +48,21 @@ type loadCols struct {
 
 const maxPlanDepth = 64
 
-func buildPlan(query string) *plan {
+func buildPlan(f *front, query string) *plan {
 	p := &plan{loads: map[planKey]*loadCols{}}
-	doc, err := parser.ParseQuery(&ast.Source{Input: query})
-	if err != nil {
+	doc, ref, perr := f.parse(query)
+	if ref == nil && perr == nil {
+		ref = f.measure(doc)
+	}
+	if ref != nil || perr != nil {
+		p.refused = ref
+		if perr != nil {
+			p.invalid = gqlerror.List{perr}
+		}
+		p.validOnce.Do(func() {})
 		return p
 	}
+	mergeLeaves(doc)
 	p.doc = doc
 	p.children = map[string]map[string]bool{}
 	frags := map[string]*ast.FragmentDefinition{}
@@ -169,9 +183,21 @@ const (
 	maxPlannedQuery = 16 << 10
 )
 
-func (ps *plans) get(query string) *plan {
+// validate returns the front end's validation errors of the document, validating it the
+// first time (the caller holds a concurrency slot: validation is the superlinear step).
+func (p *plan) validate(e *Engine) gqlerror.List {
+	p.validOnce.Do(func() {
+		if p.doc != nil {
+			e.met.validations.Inc()
+			p.invalid = e.front.validate(p.doc)
+		}
+	})
+	return p.invalid
+}
+
+func (ps *plans) get(f *front, query string) *plan {
 	if len(query) > maxPlannedQuery {
-		return buildPlan(query)
+		return buildPlan(f, query)
 	}
 	ps.mu.Lock()
 	p := ps.m[query]
@@ -179,7 +205,7 @@ func (ps *plans) get(query string) *plan {
 	if p != nil {
 		return p
 	}
-	p = buildPlan(query)
+	p = buildPlan(f, query)
 	ps.mu.Lock()
 	if ps.m == nil || len(ps.m) >= maxPlans {
 		ps.m = map[string]*plan{} // simple and bounded: start over
