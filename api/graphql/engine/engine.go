@@ -320,6 +320,9 @@ func (e *Engine) run(ctx context.Context, p *plan, req Request, eo ExecOptions) 
 		return &session{e: e, ctx: ctx, at: eo.AtBlock, atHash: atHash, collate: e.textCollation(ctx), plan: p}
 	}
 	query := req.Query
+	if p.relaxed != "" {
+		query = p.relaxed
+	}
 	if p.asQuery != "" {
 		// A subscription is answered like the query with the same selection; the caller (the
 		// subscription server) decides when to run it again.

@@ -17,6 +17,10 @@ type plan struct {
 	// asQuery is the query text with each subscription operation turned into a query (same
 	// length, so error locations stay right); "" when it has none.
 	asQuery string
+	// relaxed is the query text with variables re-declared the way graph-node accepts them
+	// (front.go); "" when the text needs none.
+	relaxed string
+	text    string
 	subs    map[string]bool // operation name ("" for an anonymous one) -> it is a subscription
 	ops     int             // operations in the document
 	mu      sync.Mutex
@@ -49,7 +53,7 @@ type loadCols struct {
 const maxPlanDepth = 64
 
 func buildPlan(f *front, query string) *plan {
-	p := &plan{loads: map[planKey]*loadCols{}}
+	p := &plan{loads: map[planKey]*loadCols{}, text: query}
 	doc, ref, perr := f.parse(query)
 	if ref == nil && perr == nil {
 		ref = f.measure(doc)
@@ -187,9 +191,36 @@ const (
 // first time (the caller holds a concurrency slot: validation is the superlinear step).
 func (p *plan) validate(e *Engine) gqlerror.List {
 	p.validOnce.Do(func() {
-		if p.doc != nil {
-			e.met.validations.Inc()
-			p.invalid = e.front.validate(p.doc)
+		if p.doc == nil {
+			return
+		}
+		e.met.validations.Inc()
+		p.invalid = e.front.validate(p.doc)
+		if len(p.invalid) == 0 {
+			return
+		}
+		relaxed := relaxVariables(p.text, p.doc)
+		if relaxed == "" {
+			return
+		}
+		doc, _, perr := e.front.parse(relaxed)
+		if perr != nil || doc == nil {
+			return
+		}
+		mergeLeaves(doc)
+		if len(e.front.validate(doc)) > 0 {
+			return // still invalid: the original errors stand
+		}
+		p.doc, p.invalid, p.relaxed = doc, nil, relaxed
+		if p.asQuery != "" {
+			// the same bytes re-declared in the subscription-as-query text
+			b := []byte(p.asQuery)
+			for i := range b {
+				if relaxed[i] != p.text[i] {
+					b[i] = relaxed[i]
+				}
+			}
+			p.asQuery = string(b)
 		}
 	})
 	return p.invalid
