@@ -43,6 +43,10 @@
 //
 // # Engine
 //
+// A subscribe message's document goes through the query API's front end (Engine.Prepare): one
+// parse, the same parse budget (tokens, fields, aliases, fragment spreads), validation against
+// the one API schema, the cost estimate, under a slot and the query deadline; each re-run is an
+// Engine.Execute with every limit of a query (deadline, answer size, errors).
 // One connection per server LISTENs on store.NotifyChannel (outside the pool; reconnected with
 // backoff, and each (re)connection re-runs every operation once, since notifications may have
 // been missed). A notification names the entity types and ids a block changed; an operation
