@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -58,6 +59,8 @@ type Options struct {
 	// subscription server closes its WebSockets with a close frame here (http.Server.Shutdown
 	// does not track hijacked connections).
 	OnShutdown []func(ctx context.Context) error
+	// Limits bound slow, large and numerous requests.
+	Limits Limits
 
 	Log        *slog.Logger
 	Registerer prometheus.Registerer
@@ -71,6 +74,10 @@ type Server struct {
 	onStop []func(ctx context.Context) error
 	served chan error
 	once   sync.Once
+	// stop cancels every request's context: in-flight queries end at shutdown instead of
+	// holding it up.
+	stop     context.CancelFunc
+	inFlight *inFlight
 }
 
 // Listen opens the listener (so that a bad address fails at start-up and port 0 is resolved)
@@ -82,7 +89,13 @@ func Listen(o Options) (*Server, error) {
 	if o.Registerer == nil {
 		return nil, errors.New("api: Options.Registerer is nil")
 	}
-	h, err := routes(o)
+	o.Limits.defaults()
+	lim := o.Limits
+	budget := &inFlight{max: lim.MaxInFlightBytes}
+	tracker := &connTracker{max: lim.MaxConnsPerClient, perAddr: map[netip.Addr]int{}, exempt: func(a netip.Addr) bool {
+		return inPrefixes(lim.Exempt, a) || inPrefixes(lim.TrustedProxies, a)
+	}}
+	h, err := routes(o, budget, tracker)
 	if err != nil {
 		return nil, err
 	}
@@ -90,20 +103,33 @@ func Listen(o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("api: listen on %s: %w", o.Listen, err)
 	}
+	base, stop := context.WithCancel(context.Background())
 	s := &Server{
 		srv: &http.Server{
 			Handler:           h,
-			ReadHeaderTimeout: 10 * time.Second,
-			IdleTimeout:       2 * time.Minute,
-			MaxHeaderBytes:    64 << 10,
+			ReadHeaderTimeout: lim.ReadHeaderTimeout,
+			IdleTimeout:       lim.IdleTimeout,
+			MaxHeaderBytes:    lim.MaxHeaderBytes,
 			ErrorLog:          slog.NewLogLogger(o.Log.Handler(), slog.LevelDebug),
+			BaseContext:       func(net.Listener) context.Context { return base },
+			ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+				return context.WithValue(ctx, connKey{}, c)
+			},
 		},
-		ln:     ln,
-		log:    o.Log,
-		onStop: o.OnShutdown,
-		served: make(chan error, 1),
+		ln:       &trackingListener{Listener: ln, t: tracker},
+		log:      o.Log,
+		onStop:   o.OnShutdown,
+		served:   make(chan error, 1),
+		stop:     stop,
+		inFlight: budget,
 	}
 	return s, nil
+}
+
+// InFlight is the process-wide budget of request bytes, for the subscription server to charge
+// WebSocket messages to (acquire reports false when the cap would be passed).
+func (s *Server) InFlight() (acquire func(n int64) bool, release func(n int64)) {
+	return s.inFlight.acquire, s.inFlight.release
 }
 
 // Addr is the address the server listens on, e.g. 127.0.0.1:8000.
@@ -123,6 +149,10 @@ func (s *Server) Serve() error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	var err error
 	s.once.Do(func() {
+		// Stop accepting first, then cancel what runs: a query in flight answers with its
+		// cancellation rather than keeping the process past shutdown_timeout.
+		s.srv.SetKeepAlivesEnabled(false)
+		s.stop()
 		var wg sync.WaitGroup
 		errs := make([]error, len(s.onStop)+1)
 		for i, f := range s.onStop {
@@ -143,7 +173,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-func routes(o Options) (http.Handler, error) {
+func routes(o Options, budget *inFlight, tracker *connTracker) (http.Handler, error) {
 	reqs := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "echain_indexer_http_requests_total",
 		Help: "HTTP requests answered by the API server, by route and status code.",
@@ -153,12 +183,32 @@ func routes(o Options) (http.Handler, error) {
 		Help:    "Time to answer an HTTP request (WebSocket upgrades excluded), by route.",
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 	}, []string{"handler"})
-	for _, c := range []prometheus.Collector{reqs, dur} {
+	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "echain_indexer_http_refused_total",
+		Help: "Requests refused by the server's limits, by reason: client_connections (api.max_conns_per_client), client_rate (api.client_rate), inflight_bytes (api.max_inflight_bytes), body_timeout (api.read_body_timeout).",
+	}, []string{"reason"})
+	for _, r := range []string{"client_connections", "client_rate", "inflight_bytes", "body_timeout"} {
+		refused.WithLabelValues(r)
+	}
+	inflight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "echain_indexer_http_request_bytes_in_flight",
+		Help: "Request body and WebSocket message bytes held by the process (capped by api.max_inflight_bytes).",
+	}, func() float64 { return float64(budget.n.Load()) })
+	open := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "echain_indexer_http_connections",
+		Help: "Open connections of the API listener, WebSockets included.",
+	}, func() float64 { return float64(tracker.open.Load()) })
+	for _, c := range []prometheus.Collector{reqs, dur, refused, inflight, open} {
 		if err := o.Registerer.Register(c); err != nil {
 			return nil, fmt.Errorf("api: metrics: %w", err)
 		}
 	}
+	g := &guard{lim: o.Limits, budget: budget, refused: func(r string) { refused.WithLabelValues(r).Inc() }}
+	if o.Limits.ClientRate > 0 {
+		g.rate = &rateLimiter{rate: o.Limits.ClientRate, burst: float64(o.Limits.ClientBurst), max: 100_000, buckets: map[netip.Addr]*bucket{}}
+	}
 	instrument := func(name string, h http.Handler) http.Handler {
+		h = g.wrap(h, name == "graphql")
 		counted := promhttp.InstrumentHandlerCounter(reqs.MustCurryWith(prometheus.Labels{"handler": name}), h)
 		timed := promhttp.InstrumentHandlerDuration(dur.MustCurryWith(prometheus.Labels{"handler": name}), counted)
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -187,6 +237,42 @@ func routes(o Options) (http.Handler, error) {
 		fmt.Fprintf(w, "echain-indexer\n\nGraphQL: %s (also %s)\nhealth:  %s, %s\n", PathGraphQL, PathSubgraph, PathHealth, PathReady)
 	}))
 	return mux, nil
+}
+
+// guard applies Limits to a route's requests before its handler sees them.
+type guard struct {
+	lim     Limits
+	budget  *inFlight
+	rate    *rateLimiter
+	refused func(reason string)
+}
+
+func (g *guard) wrap(h http.Handler, rateLimited bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c := connOf(r.Context()); c != nil && c.over {
+			g.refused("client_connections")
+			w.Header().Set("Connection", "close")
+			refuseJSON(w, http.StatusTooManyRequests, "LIMIT_CLIENT_CONNECTIONS",
+				fmt.Sprintf("too many connections from your address (limit api.max_conns_per_client = %d)", g.lim.MaxConnsPerClient))
+			return
+		}
+		if rateLimited && g.rate != nil {
+			if a := clientAddr(r, g.lim.TrustedProxies); !inPrefixes(g.lim.Exempt, a) && !g.rate.allow(clientKey(a), time.Now()) {
+				g.refused("client_rate")
+				refuseJSON(w, http.StatusTooManyRequests, "LIMIT_CLIENT_RATE",
+					fmt.Sprintf("too many requests from your address (limit api.client_rate = %g/s)", g.lim.ClientRate))
+				return
+			}
+		}
+		if r.Body != nil && r.Body != http.NoBody {
+			rc := http.NewResponseController(w)
+			_ = rc.SetReadDeadline(time.Now().Add(g.lim.ReadBodyTimeout))
+			mb := &meteredBody{body: r.Body, closer: r.Body.Close, budget: g.budget, rc: rc, timeout: g.lim.ReadBodyTimeout, refused: g.refused}
+			defer mb.finish()
+			r.Body = mb
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func isWebSocket(r *http.Request) bool {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"runtime/debug"
@@ -53,6 +54,8 @@ type conn struct {
 	closed   bool // nothing more is queued: a close frame is on its way or the socket is gone
 	abandon  bool // queued messages are dropped: only the close frame goes
 	dead     bool // the socket is gone: the writer stops
+	// msgDeadline is set while a client message is being read: pongs do not push it.
+	msgDeadline time.Time
 
 	mu    sync.Mutex
 	state int
@@ -96,8 +99,13 @@ func (c *conn) serve() {
 	c.initT = time.AfterFunc(c.s.opts.InitTimeout, c.initTimeout)
 	c.mu.Unlock()
 	for {
-		_, data, err := c.ws.ReadMessage()
+		data, taken, err := c.readMessage()
 		if err != nil {
+			if errors.Is(err, errInFlight) {
+				c.s.met.refused.WithLabelValues("inflight_bytes").Inc()
+				c.abort(CloseTryAgainLater, "the server holds too many request bytes (limit api.max_inflight_bytes): retry later")
+				continue // draining until the client's close frame
+			}
 			c.readError(err)
 			return
 		}
@@ -105,10 +113,68 @@ func (c *conn) serve() {
 		closed := c.closed
 		c.wmu.Unlock()
 		if closed {
+			c.s.opts.ReleaseBytes(taken)
 			continue // draining until the client's close frame
 		}
 		c.extend()
 		c.handle(data)
+		c.s.opts.ReleaseBytes(taken)
+	}
+}
+
+var (
+	errInFlight       = errors.New("subscriptions: over the in-flight byte budget")
+	errMessageTimeout = errors.New("subscriptions: a client message did not arrive within message_timeout")
+)
+
+// readMessage reads one client message. Once its first frame is in, the message has
+// MessageTimeout to complete whatever pongs arrive meanwhile, and its bytes are charged to the
+// process's in-flight budget as they arrive (taken, for the caller to release once handled).
+// The buffer grows with what arrives: a frame's announced length sizes nothing.
+func (c *conn) readMessage() (data []byte, taken int64, err error) {
+	_, r, err := c.ws.NextReader()
+	if err != nil {
+		return nil, 0, err
+	}
+	c.wmu.Lock()
+	c.msgDeadline = time.Now().Add(c.s.opts.MessageTimeout)
+	if !c.closed {
+		_ = c.ws.NetConn().SetReadDeadline(c.msgDeadline)
+	}
+	c.wmu.Unlock()
+	defer func() {
+		c.wmu.Lock()
+		c.msgDeadline = time.Time{}
+		c.wmu.Unlock()
+		if err != nil {
+			c.s.opts.ReleaseBytes(taken)
+			taken = 0
+		}
+	}()
+	buf := make([]byte, 0, 512)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, rerr := r.Read(buf[len(buf):cap(buf)])
+		if n > 0 {
+			if !c.s.opts.AcquireBytes(int64(n)) {
+				return nil, taken, errInFlight
+			}
+			taken += int64(n)
+			buf = buf[:len(buf)+n]
+		}
+		if rerr == io.EOF {
+			return buf, taken, nil
+		}
+		if rerr != nil {
+			var ne net.Error
+			if errors.As(rerr, &ne) && ne.Timeout() {
+				c.s.met.dropped.WithLabelValues("message_timeout").Inc()
+				rerr = fmt.Errorf("%w: %w", errMessageTimeout, rerr)
+			}
+			return nil, taken, rerr
+		}
 	}
 }
 
@@ -130,7 +196,7 @@ func (c *conn) handle(data []byte) {
 // extend pushes the idle deadline: a client that answers neither pings nor anything else is gone.
 func (c *conn) extend() {
 	c.wmu.Lock()
-	if !c.closed {
+	if !c.closed && c.msgDeadline.IsZero() {
 		_ = c.ws.NetConn().SetReadDeadline(time.Now().Add(c.idle))
 	}
 	c.wmu.Unlock()
@@ -149,7 +215,7 @@ func (c *conn) readError(err error) {
 			c.wmu.Lock()
 			closed := c.closed
 			c.wmu.Unlock()
-			if !closed {
+			if !closed && !errors.Is(err, errMessageTimeout) {
 				c.s.met.dropped.WithLabelValues("idle").Inc()
 			}
 		}

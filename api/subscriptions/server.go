@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -48,6 +47,17 @@ type Options struct {
 	MaxQueryBytes   int           // longest subscription document [65536]
 	MaxMessageBytes int64         // largest client message [MaxQueryBytes + 64 KiB]
 	InitTimeout     time.Duration // wait for connection_init before closing with 4408 [10s]
+	// HandshakeTimeout bounds writing the upgrade's answer [10s]; the request itself is under the
+	// HTTP server's header deadline.
+	HandshakeTimeout time.Duration
+	// MessageTimeout is the deadline of one client message once its first frame arrived: pongs
+	// keep an idle connection alive, but not a message trickled a byte at a time [10s].
+	MessageTimeout time.Duration
+	// AcquireBytes and ReleaseBytes, when set, charge client messages to the process-wide budget
+	// of request bytes as they arrive (api.Server.InFlight); a message that does not fit closes
+	// the connection with 1013.
+	AcquireBytes func(n int64) bool
+	ReleaseBytes func(n int64)
 	// KeepAlive is how often the server pings each connection (WebSocket ping frames, plus "ka"
 	// messages on the legacy protocol); a connection silent for 2.5×KeepAlive (not even a pong)
 	// is dropped [12s].
@@ -101,6 +111,11 @@ func (o *Options) defaults() {
 		}
 	}
 	dur(&o.InitTimeout, 10*time.Second)
+	dur(&o.HandshakeTimeout, 10*time.Second)
+	dur(&o.MessageTimeout, 10*time.Second)
+	if o.AcquireBytes == nil || o.ReleaseBytes == nil {
+		o.AcquireBytes, o.ReleaseBytes = func(int64) bool { return true }, func(int64) {}
+	}
 	dur(&o.KeepAlive, 12*time.Second)
 	dur(&o.WriteTimeout, 10*time.Second)
 	dur(&o.RetryInterval, time.Second)
@@ -164,7 +179,7 @@ func New(pool *pgxpool.Pool, eng Engine, opts Options) (*Server, error) {
 		check = func(*http.Request) bool { return true }
 	}
 	s.up = websocket.Upgrader{
-		HandshakeTimeout: 10 * time.Second,
+		HandshakeTimeout: opts.HandshakeTimeout,
 		// Client messages are small; a message larger than the buffer is still read whole.
 		ReadBufferSize: 512,
 		// Write buffers are borrowed per message, so an idle connection holds none.
@@ -195,7 +210,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return // the upgrader answered
 	}
 	if s.opts.SendBuffer > 0 {
-		if tc, ok := ws.NetConn().(*net.TCPConn); ok {
+		// An interface, not *net.TCPConn: the API server wraps its connections to count them.
+		if tc, ok := ws.NetConn().(interface{ SetWriteBuffer(int) error }); ok {
 			_ = tc.SetWriteBuffer(s.opts.SendBuffer)
 		}
 	}

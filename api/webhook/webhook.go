@@ -258,9 +258,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, err := readBody(w, r, h.cfg.MaxBody)
 	if err != nil {
 		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
+		var se interface{ HTTPStatus() int } // the server's refusals: too slow, too many bytes in flight
+		switch {
+		case errors.As(err, &tooBig):
 			h.reject(w, http.StatusRequestEntityTooLarge, "too_large", nil)
-		} else {
+		case errors.As(err, &se):
+			w.Header().Set("Connection", "close")
+			h.reject(w, se.HTTPStatus(), "read_error", err)
+		default:
 			h.reject(w, http.StatusBadRequest, "read_error", err)
 		}
 		return

@@ -104,18 +104,27 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) (wireRequest, int, string) {
 	var req wireRequest
-	var body []byte
-	var err error
-	if n := r.ContentLength; n > 0 && n <= h.e.opts.MaxBodyBytes {
-		body = make([]byte, n) // one allocation of the announced size
-		_, err = io.ReadFull(r.Body, body)
-	} else {
-		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, h.e.opts.MaxBodyBytes))
+	limit := h.e.opts.MaxBodyBytes
+	tooBig := "the request body exceeds " + strconv.FormatInt(limit, 10) + " bytes (limit api.max_body_bytes)"
+	if r.ContentLength > limit {
+		return req, http.StatusRequestEntityTooLarge, tooBig
 	}
+	// Content-Length never sizes a buffer: it is the client's word, and a client that announces
+	// a megabyte and sends nothing would hold that megabyte. The buffer grows as bytes arrive.
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return req, http.StatusRequestEntityTooLarge, "the request body exceeds " + strconv.FormatInt(h.e.opts.MaxBodyBytes, 10) + " bytes (limit max_body_bytes)"
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			return req, http.StatusRequestEntityTooLarge, tooBig
+		}
+		// The server's own refusals (too slow, too many bytes in flight) carry their status.
+		var se interface{ HTTPStatus() int }
+		if errors.As(err, &se) {
+			if s := se.HTTPStatus(); s == http.StatusServiceUnavailable || s == http.StatusTooManyRequests {
+				w.Header().Set("Retry-After", "1")
+			}
+			w.Header().Set("Connection", "close")
+			return req, se.HTTPStatus(), err.Error()
 		}
 		return req, http.StatusBadRequest, "reading the request body: " + err.Error()
 	}
