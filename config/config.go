@@ -9,6 +9,7 @@ package config
 
 import (
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
@@ -141,6 +142,19 @@ type API struct {
 	MaxCost            int
 	MaxResponseBytes   int64
 	MaxErrors          int
+
+	// Connection and request limits (api.Limits).
+	ReadHeaderTimeout time.Duration
+	ReadBodyTimeout   time.Duration
+	IdleTimeout       time.Duration
+	MaxHeaderBytes    int64
+	MaxBodyBytes      int64
+	MaxInFlightBytes  int64
+	MaxConnsPerClient int     // 0: no limit
+	ClientRate        float64 // requests/s per client address; 0: no limit
+	ClientBurst       int
+	ClientLimitExempt []netip.Prefix
+	TrustedProxies    []netip.Prefix
 }
 
 // Subscriptions tunes GraphQL subscriptions over WebSocket.
@@ -149,6 +163,8 @@ type Subscriptions struct {
 	MaxPerConnection int
 	KeepAlive        time.Duration
 	Workers          int
+	MaxMessageBytes  int64
+	HandshakeTimeout time.Duration
 }
 
 // Metrics is the Prometheus listener.
@@ -162,6 +178,7 @@ type Webhook struct {
 	LegacySecrets []string // X-Coinbase-Signature / X-CC-Webhook-Signature; ECHAIN_WEBHOOK_LEGACY_SECRETS only
 	Networks      []string // CDP network labels accepted, e.g. base-sepolia
 	Tolerance     time.Duration
+	MaxBodyBytes  int64
 }
 
 // Metadata is how event metadata documents are fetched.

@@ -2,6 +2,7 @@ package config
 
 import (
 	"log/slog"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -132,6 +133,28 @@ func Keys() []Key {
 			func(c *Config) *int { return &c.API.MaxErrors }),
 		key("api.ready_max_lag_blocks", "/readyz fails beyond this lag behind the head", parseUint(0, 1<<31-1),
 			func(c *Config) *uint64 { return &c.API.ReadyMaxLagBlocks }),
+		key("api.read_header_timeout", "deadline of a request's headers (WebSocket upgrades too)", parseDuration(100*time.Millisecond, time.Hour),
+			func(c *Config) *time.Duration { return &c.API.ReadHeaderTimeout }),
+		key("api.read_body_timeout", "deadline of a request body, or a WebSocket message, once started", parseDuration(100*time.Millisecond, time.Hour),
+			func(c *Config) *time.Duration { return &c.API.ReadBodyTimeout }),
+		key("api.idle_timeout", "keep-alive connections idle this long are closed", parseDuration(time.Second, time.Hour),
+			func(c *Config) *time.Duration { return &c.API.IdleTimeout }),
+		key("api.max_header_bytes", "largest request headers", parseSize(4<<10, 16<<20),
+			func(c *Config) *int64 { return &c.API.MaxHeaderBytes }),
+		key("api.max_body_bytes", "largest GraphQL request body", parseSize(1<<10, 1<<30),
+			func(c *Config) *int64 { return &c.API.MaxBodyBytes }),
+		key("api.max_inflight_bytes", "request bytes held by the whole process at once", parseSize(64<<10, 1<<40),
+			func(c *Config) *int64 { return &c.API.MaxInFlightBytes }),
+		key("api.max_conns_per_client", "open connections per client address (0: no limit)", parseInt(0, 10_000_000),
+			func(c *Config) *int { return &c.API.MaxConnsPerClient }),
+		key("api.client_rate", "GraphQL requests per second per client address (0: no limit)", parseFloat(0, 1e9),
+			func(c *Config) *float64 { return &c.API.ClientRate }),
+		key("api.client_burst", "requests a client address may send at once above client_rate", parseInt(1, 1_000_000_000),
+			func(c *Config) *int { return &c.API.ClientBurst }),
+		key("api.client_limit_exempt", "addresses/CIDRs without per-client limits", parsePrefixes,
+			func(c *Config) *[]netip.Prefix { return &c.API.ClientLimitExempt }),
+		key("api.trusted_proxies", "reverse proxies (addresses/CIDRs) whose X-Forwarded-For names the client", parsePrefixes,
+			func(c *Config) *[]netip.Prefix { return &c.API.TrustedProxies }),
 		key("subscriptions.max_connections", "open subscription WebSockets", parseInt(1, 10_000_000),
 			func(c *Config) *int { return &c.Subscriptions.MaxConnections }),
 		key("subscriptions.max_per_connection", "subscriptions per WebSocket", parseInt(1, 100_000),
@@ -140,6 +163,10 @@ func Keys() []Key {
 			func(c *Config) *time.Duration { return &c.Subscriptions.KeepAlive }),
 		key("subscriptions.workers", "subscription operations executed at once per block", parseInt(1, 1000),
 			func(c *Config) *int { return &c.Subscriptions.Workers }),
+		key("subscriptions.max_message_bytes", "largest WebSocket client message", parseSize(1<<10, 1<<30),
+			func(c *Config) *int64 { return &c.Subscriptions.MaxMessageBytes }),
+		key("subscriptions.handshake_timeout", "deadline of answering a WebSocket upgrade", parseDuration(100*time.Millisecond, time.Hour),
+			func(c *Config) *time.Duration { return &c.Subscriptions.HandshakeTimeout }),
 		key("metrics.listen", "Prometheus /metrics listen address (empty: off)", parseListen(true),
 			func(c *Config) *string { return &c.Metrics.Listen }),
 		secret(key("webhook.secrets", "Coinbase CDP webhook subscription secrets, comma-separated",
@@ -150,6 +177,8 @@ func Keys() []Key {
 			func(c *Config) *[]string { return &c.Webhook.Networks }),
 		key("webhook.tolerance", "largest accepted age of a signed webhook delivery",
 			parseDuration(time.Second, 24*time.Hour), func(c *Config) *time.Duration { return &c.Webhook.Tolerance }),
+		key("webhook.max_body_bytes", "largest webhook delivery", parseSize(1<<10, 1<<30),
+			func(c *Config) *int64 { return &c.Webhook.MaxBodyBytes }),
 		key("metadata.gateway", "HTTP gateway for ipfs:// metadata URIs", parseGateway,
 			func(c *Config) *string { return &c.Metadata.Gateway }),
 		key("metadata.timeout", "deadline of one metadata fetch", parseDuration(time.Millisecond, time.Hour),

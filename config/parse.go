@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -353,6 +354,41 @@ func parseBytes(raw any) (int64, error) {
 		return 0, fmt.Errorf("%q is out of range (at most 1PiB)", s)
 	}
 	return n * mult, nil
+}
+
+// parseSize is parseBytes within [min, max].
+func parseSize(min, max int64) func(any) (int64, error) {
+	return func(raw any) (int64, error) {
+		n, err := parseBytes(raw)
+		if err != nil {
+			return 0, err
+		}
+		if n < min || n > max {
+			return 0, fmt.Errorf("%d bytes is out of range [%d, %d]", n, min, max)
+		}
+		return n, nil
+	}
+}
+
+// parsePrefixes reads a list of addresses and CIDR ranges (an address is its own /32 or /128).
+func parsePrefixes(raw any) ([]netip.Prefix, error) {
+	items, err := list(raw)
+	if err != nil {
+		return nil, err
+	}
+	out := []netip.Prefix{}
+	for _, it := range items {
+		if p, err := netip.ParsePrefix(it); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(it)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither an IP address nor a CIDR range like 10.0.0.0/8", it)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
 }
 
 func parseLevel(raw any) (slog.Level, error) {
