@@ -30,7 +30,8 @@ type Limits struct {
 	// MaxHeaderBytes bounds a request's headers [64 KiB].
 	MaxHeaderBytes int
 	// MaxInFlightBytes bounds the request bytes (bodies and WebSocket messages) held by the whole
-	// process at once; a read that would pass it fails with 503 [64 MiB].
+	// process at once; a read that would pass it fails with 503 [64 MiB]. Ignored when
+	// Options.InFlight is set.
 	MaxInFlightBytes int64
 
 	// MaxConnsPerClient bounds one client address's open connections (WebSockets included); more
@@ -125,14 +126,18 @@ func clientKey(a netip.Addr) netip.Addr {
 	return a
 }
 
-// inFlight is the process-wide count of request bytes being held, against its cap.
-type inFlight struct {
+// InFlight is the process-wide count of request bytes being held (HTTP bodies, WebSocket
+// messages), against its cap. One is shared by the HTTP server and the subscription server.
+type InFlight struct {
 	max int64
 	n   atomic.Int64
 }
 
-// acquire reserves n bytes; false when that would pass the cap (nothing is reserved then).
-func (f *inFlight) acquire(n int64) bool {
+// NewInFlight caps the request bytes held at once at max.
+func NewInFlight(max int64) *InFlight { return &InFlight{max: max} }
+
+// Acquire reserves n bytes; false when that would pass the cap (nothing is reserved then).
+func (f *InFlight) Acquire(n int64) bool {
 	if f.n.Add(n) > f.max {
 		f.n.Add(-n)
 		return false
@@ -140,7 +145,11 @@ func (f *inFlight) acquire(n int64) bool {
 	return true
 }
 
-func (f *inFlight) release(n int64) { f.n.Add(-n) }
+// Release returns n acquired bytes.
+func (f *InFlight) Release(n int64) { f.n.Add(-n) }
+
+// Held is the number of bytes acquired and not released.
+func (f *InFlight) Held() int64 { return f.n.Load() }
 
 // BodyError is a request body that was refused while it was read: over the process's
 // in-flight byte cap, or too slow. Handlers answer with its status (HTTPStatus).
@@ -158,7 +167,7 @@ func (e *BodyError) HTTPStatus() int { return e.Status }
 type meteredBody struct {
 	body    interface{ Read([]byte) (int, error) }
 	closer  func() error
-	budget  *inFlight
+	budget  *InFlight
 	rc      *http.ResponseController
 	timeout time.Duration
 	refused func(reason string)
@@ -175,7 +184,7 @@ func (b *meteredBody) Read(p []byte) (int, error) {
 	}
 	n, err := b.body.Read(p)
 	if n > 0 {
-		if !b.budget.acquire(int64(n)) {
+		if !b.budget.Acquire(int64(n)) {
 			b.refused("inflight_bytes")
 			b.err = &BodyError{Status: http.StatusServiceUnavailable, Reason: "inflight_bytes",
 				Msg: fmt.Sprintf("the server holds too many request bytes (limit api.max_inflight_bytes = %d): retry later", b.budget.max)}
@@ -208,7 +217,7 @@ func (b *meteredBody) Close() error { return b.closer() }
 
 // finish returns the body's bytes to the budget once the handler is done with them.
 func (b *meteredBody) finish() {
-	b.budget.release(b.taken)
+	b.budget.Release(b.taken)
 	b.taken = 0
 	if b.err == nil {
 		b.err = errors.New("api: request body read after the handler returned")

@@ -61,6 +61,9 @@ type Options struct {
 	OnShutdown []func(ctx context.Context) error
 	// Limits bound slow, large and numerous requests.
 	Limits Limits
+	// InFlight is the budget of request bytes shared with the subscription server; nil: one of
+	// Limits.MaxInFlightBytes for this server alone.
+	InFlight *InFlight
 
 	Log        *slog.Logger
 	Registerer prometheus.Registerer
@@ -76,8 +79,7 @@ type Server struct {
 	once   sync.Once
 	// stop cancels every request's context: in-flight queries end at shutdown instead of
 	// holding it up.
-	stop     context.CancelFunc
-	inFlight *inFlight
+	stop context.CancelFunc
 }
 
 // Listen opens the listener (so that a bad address fails at start-up and port 0 is resolved)
@@ -91,7 +93,10 @@ func Listen(o Options) (*Server, error) {
 	}
 	o.Limits.defaults()
 	lim := o.Limits
-	budget := &inFlight{max: lim.MaxInFlightBytes}
+	budget := o.InFlight
+	if budget == nil {
+		budget = NewInFlight(lim.MaxInFlightBytes)
+	}
 	tracker := &connTracker{max: lim.MaxConnsPerClient, perAddr: map[netip.Addr]int{}, exempt: func(a netip.Addr) bool {
 		return inPrefixes(lim.Exempt, a) || inPrefixes(lim.TrustedProxies, a)
 	}}
@@ -116,20 +121,13 @@ func Listen(o Options) (*Server, error) {
 				return context.WithValue(ctx, connKey{}, c)
 			},
 		},
-		ln:       &trackingListener{Listener: ln, t: tracker},
-		log:      o.Log,
-		onStop:   o.OnShutdown,
-		served:   make(chan error, 1),
-		stop:     stop,
-		inFlight: budget,
+		ln:     &trackingListener{Listener: ln, t: tracker},
+		log:    o.Log,
+		onStop: o.OnShutdown,
+		served: make(chan error, 1),
+		stop:   stop,
 	}
 	return s, nil
-}
-
-// InFlight is the process-wide budget of request bytes, for the subscription server to charge
-// WebSocket messages to (acquire reports false when the cap would be passed).
-func (s *Server) InFlight() (acquire func(n int64) bool, release func(n int64)) {
-	return s.inFlight.acquire, s.inFlight.release
 }
 
 // Addr is the address the server listens on, e.g. 127.0.0.1:8000.
@@ -173,7 +171,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-func routes(o Options, budget *inFlight, tracker *connTracker) (http.Handler, error) {
+func routes(o Options, budget *InFlight, tracker *connTracker) (http.Handler, error) {
 	reqs := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "echain_indexer_http_requests_total",
 		Help: "HTTP requests answered by the API server, by route and status code.",
@@ -193,7 +191,7 @@ func routes(o Options, budget *inFlight, tracker *connTracker) (http.Handler, er
 	inflight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "echain_indexer_http_request_bytes_in_flight",
 		Help: "Request body and WebSocket message bytes held by the process (capped by api.max_inflight_bytes).",
-	}, func() float64 { return float64(budget.n.Load()) })
+	}, func() float64 { return float64(budget.Held()) })
 	open := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "echain_indexer_http_connections",
 		Help: "Open connections of the API listener, WebSockets included.",
@@ -242,7 +240,7 @@ func routes(o Options, budget *inFlight, tracker *connTracker) (http.Handler, er
 // guard applies Limits to a route's requests before its handler sees them.
 type guard struct {
 	lim     Limits
-	budget  *inFlight
+	budget  *InFlight
 	rate    *rateLimiter
 	refused func(reason string)
 }

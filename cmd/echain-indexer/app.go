@@ -121,7 +121,11 @@ func build(ctx context.Context, e *env, cfg *config.Config, p parts) (_ *app, er
 	if err != nil {
 		return nil, err
 	}
-	if a.subs, err = subscriptions.New(a.store.Pool(), gql.Engine(), subscriptionOptions(cfg, e, a.reg)); err != nil {
+	// One budget of request bytes for HTTP bodies and WebSocket messages.
+	inFlight := api.NewInFlight(cfg.API.MaxInFlightBytes)
+	so := subscriptionOptions(cfg, e, a.reg)
+	so.AcquireBytes, so.ReleaseBytes = inFlight.Acquire, inFlight.Release
+	if a.subs, err = subscriptions.New(a.store.Pool(), gql.Engine(), so); err != nil {
 		return nil, err
 	}
 	opts := api.Options{
@@ -131,6 +135,8 @@ func build(ctx context.Context, e *env, cfg *config.Config, p parts) (_ *app, er
 		Health:        a.health,
 		Ready:         a.ready,
 		OnShutdown:    []func(context.Context) error{a.subs.Shutdown},
+		Limits:        apiLimits(cfg),
+		InFlight:      inFlight,
 		Log:           e.log.With("component", "api"),
 		Registerer:    a.reg,
 	}
@@ -186,39 +192,87 @@ func (a *app) serve(ctx context.Context) error {
 	var stopAt atomic.Int64
 	g.Go(func() error {
 		<-gctx.Done()
-		sctx, cancel := a.e.shutdownContext()
-		defer cancel()
 		started := time.Now()
 		stopAt.Store(started.UnixNano())
+		sctx, cancel := context.WithDeadline(context.Background(), started.Add(a.partsTimeout()))
+		defer cancel()
 		log.Info("shutting down", "deadline", a.cfg.ShutdownTimeout)
 		if err := a.api.Shutdown(sctx); err != nil {
 			log.Warn("API shutdown", "err", err)
 		}
 		log.Debug("API stopped", "took", time.Since(started))
-		return a.e.overDeadline(started)
+		return nil
 	})
-	err := waitWithin(g, ctx, a.cfg.ShutdownTimeout)
-	a.close()
+	late, err := waitWithin(g, gctx, a.partsTimeout())
+	var stopped time.Time
 	if at := stopAt.Load(); at != 0 {
-		log.Info("stopped", "took", time.Since(time.Unix(0, at)).Round(time.Millisecond), "err", err)
+		stopped = time.Unix(0, at)
+	}
+	if late {
+		log.Warn("abandoning work that ignored its cancellation", "after", a.partsTimeout())
+		if ctx.Err() == nil {
+			err = errors.New("a part failed and the others did not stop within shutdown_timeout")
+		}
+	}
+	closed := a.closeBy(stopped.Add(a.cfg.ShutdownTimeout))
+	if !stopped.IsZero() {
+		// The store is consistent whatever was abandoned: every commit is one transaction, and
+		// PostgreSQL rolls back the one a dropped connection leaves open.
+		log.Info("stopped", "took", time.Since(stopped).Round(time.Millisecond), "err", err,
+			"abandoned", late || !closed, "store", "consistent (every block commits in one transaction)")
 	}
 	return err
 }
 
-// waitWithin waits for the group; once ctx has ended it gives the group at most d.
-func waitWithin(g *errgroup.Group, ctx context.Context, d time.Duration) error {
+// partsTimeout is what the parts get to stop; the rest of shutdown_timeout is for closing the
+// database pool and the RPC clients.
+func (a *app) partsTimeout() time.Duration {
+	return a.cfg.ShutdownTimeout - min(a.cfg.ShutdownTimeout/4, 2*time.Second)
+}
+
+// waitWithin waits for the group; once ctx (a signal, or a part failing) has ended it gives the
+// group at most d, and reports late when it gave up on it.
+func waitWithin(g *errgroup.Group, ctx context.Context, d time.Duration) (late bool, err error) {
 	done := make(chan error, 1)
 	go func() { done <- g.Wait() }()
 	select {
 	case err := <-done:
-		return err
+		return false, err
 	case <-ctx.Done():
 	}
 	select {
 	case err := <-done:
-		return err
+		return false, err
 	case <-time.After(d):
-		return fmt.Errorf("clean shutdown did not finish within shutdown_timeout %s", d)
+		return true, nil
+	}
+}
+
+// closeBy closes what the app holds, giving up at deadline (zero: no deadline): pgxpool.Close
+// waits for every connection in use, and an execution that ignores its cancellation would keep
+// the process alive past shutdown_timeout, until systemd kills it. It reports whether all closed.
+func (a *app) closeBy(deadline time.Time) bool {
+	if deadline.IsZero() {
+		a.close()
+		return true
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a.close()
+	}()
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		args := []any{"deadline", a.cfg.ShutdownTimeout}
+		if a.store != nil {
+			args = append(args, "connections_in_use", a.store.Pool().Stat().AcquiredConns())
+		}
+		a.e.log.Warn("abandoning the database pool: connections still in use at shutdown_timeout", args...)
+		return false
 	}
 }
 
@@ -357,6 +411,23 @@ func webhookConfig(cfg *config.Config) webhook.Config {
 		LegacySecrets: cfg.Webhook.LegacySecrets,
 		Networks:      cfg.Webhook.Networks,
 		Tolerance:     cfg.Webhook.Tolerance,
+		MaxBody:       cfg.Webhook.MaxBodyBytes,
+		ClientIP:      api.ClientIP(cfg.API.TrustedProxies),
+	}
+}
+
+func apiLimits(cfg *config.Config) api.Limits {
+	return api.Limits{
+		ReadHeaderTimeout: cfg.API.ReadHeaderTimeout,
+		ReadBodyTimeout:   cfg.API.ReadBodyTimeout,
+		IdleTimeout:       cfg.API.IdleTimeout,
+		MaxHeaderBytes:    int(cfg.API.MaxHeaderBytes),
+		MaxInFlightBytes:  cfg.API.MaxInFlightBytes,
+		MaxConnsPerClient: cfg.API.MaxConnsPerClient,
+		ClientRate:        cfg.API.ClientRate,
+		ClientBurst:       cfg.API.ClientBurst,
+		Exempt:            cfg.API.ClientLimitExempt,
+		TrustedProxies:    cfg.API.TrustedProxies,
 	}
 }
 
@@ -373,6 +444,7 @@ func graphqlOptions(cfg *config.Config, e *env, reg prometheus.Registerer) graph
 		MaxDepth:         cfg.API.MaxDepth,
 		MaxConcurrent:    cfg.API.MaxConcurrent,
 		StatementTimeout: cfg.API.QueryTimeout,
+		MaxBodyBytes:     cfg.API.MaxBodyBytes,
 		CORSOrigins:      cors,
 
 		MaxTokens:          cfg.API.MaxTokens,
@@ -394,6 +466,9 @@ func subscriptionOptions(cfg *config.Config, e *env, reg prometheus.Registerer) 
 		MaxFirst:                cfg.API.MaxFirst,
 		KeepAlive:               cfg.Subscriptions.KeepAlive,
 		Workers:                 cfg.Subscriptions.Workers,
+		MaxMessageBytes:         cfg.Subscriptions.MaxMessageBytes,
+		HandshakeTimeout:        cfg.Subscriptions.HandshakeTimeout,
+		MessageTimeout:          cfg.API.ReadBodyTimeout,
 		CheckOrigin:             originChecker(cfg.API.CORSOrigins),
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -140,18 +139,4 @@ func newLogger(w io.Writer, c config.Log) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
-}
-
-// shutdownContext is the context the clean-shutdown steps run under once ctx has ended: it
-// carries the configured deadline.
-func (e *env) shutdownContext() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), e.cfg.ShutdownTimeout)
-}
-
-// deadline returns an error when the clean shutdown took longer than allowed.
-func (e *env) overDeadline(started time.Time) error {
-	if took := time.Since(started); took > e.cfg.ShutdownTimeout {
-		return fmt.Errorf("clean shutdown took %s, past shutdown_timeout %s", took.Round(time.Millisecond), e.cfg.ShutdownTimeout)
-	}
-	return nil
 }
