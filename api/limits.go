@@ -258,6 +258,15 @@ func (c *trackedConn) Close() error {
 	return c.Conn.Close()
 }
 
+// CloseWrite lets net/http half-close before closing, so that a client's unread request bytes do
+// not turn the answer into a reset.
+func (c *trackedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
 // SetWriteBuffer reaches the TCP socket under the wrapper (the subscription server sizes it).
 func (c *trackedConn) SetWriteBuffer(n int) error {
 	if tc, ok := c.Conn.(interface{ SetWriteBuffer(int) error }); ok {

@@ -204,7 +204,7 @@ func (a *app) serve(ctx context.Context) error {
 		return nil
 	})
 	late, err := waitWithin(g, gctx, a.partsTimeout())
-	var stopped time.Time
+	stopped := time.Now()
 	if at := stopAt.Load(); at != 0 {
 		stopped = time.Unix(0, at)
 	}
@@ -215,7 +215,7 @@ func (a *app) serve(ctx context.Context) error {
 		}
 	}
 	closed := a.closeBy(stopped.Add(a.cfg.ShutdownTimeout))
-	if !stopped.IsZero() {
+	if stopAt.Load() != 0 {
 		// The store is consistent whatever was abandoned: every commit is one transaction, and
 		// PostgreSQL rolls back the one a dropped connection leaves open.
 		log.Info("stopped", "took", time.Since(stopped).Round(time.Millisecond), "err", err,
@@ -248,14 +248,10 @@ func waitWithin(g *errgroup.Group, ctx context.Context, d time.Duration) (late b
 	}
 }
 
-// closeBy closes what the app holds, giving up at deadline (zero: no deadline): pgxpool.Close
+// closeBy closes what the app holds, giving up at deadline: pgxpool.Close
 // waits for every connection in use, and an execution that ignores its cancellation would keep
 // the process alive past shutdown_timeout, until systemd kills it. It reports whether all closed.
 func (a *app) closeBy(deadline time.Time) bool {
-	if deadline.IsZero() {
-		a.close()
-		return true
-	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -26,6 +26,7 @@ import (
 // measure of its shutdown (the "stopped" line's took).
 func TestShutdownWithinTimeoutWhateverRuns(t *testing.T) {
 	const timeout = 3 * time.Second
+	t.Chdir(t.TempDir()) // no ./config.yaml
 	cfg, _, err := config.Load(config.Options{Set: map[string]string{
 		"api.listen": "127.0.0.1:0", "metrics.listen": "", "shutdown_timeout": timeout.String(),
 		"rpc.http_url": "http://127.0.0.1:1", "rpc.ws_url": "", "database.max_conns": "2",
