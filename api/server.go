@@ -267,6 +267,9 @@ func (g *guard) wrap(h http.Handler, rateLimited bool) http.Handler {
 			_ = rc.SetReadDeadline(time.Now().Add(g.lim.ReadBodyTimeout))
 			mb := &meteredBody{body: r.Body, closer: r.Body.Close, budget: g.budget, rc: rc, timeout: g.lim.ReadBodyTimeout, refused: g.refused}
 			defer mb.finish()
+			// A shallow copy: net/http decides from its own request's body whether the
+			// connection can be kept after the answer (what is left unread, was it too big).
+			r = r.WithContext(r.Context())
 			r.Body = mb
 		}
 		h.ServeHTTP(w, r)
