@@ -214,7 +214,8 @@ func (a *app) serve(ctx context.Context) error {
 			err = errors.New("a part failed and the others did not stop within shutdown_timeout")
 		}
 	}
-	closed := a.closeBy(stopped.Add(a.cfg.ShutdownTimeout))
+	// A twentieth of the deadline is left for the last log lines and the exit itself.
+	closed := a.closeBy(stopped.Add(a.cfg.ShutdownTimeout - a.cfg.ShutdownTimeout/20))
 	if stopAt.Load() != 0 {
 		// The store is consistent whatever was abandoned: every commit is one transaction, and
 		// PostgreSQL rolls back the one a dropped connection leaves open.
