@@ -305,51 +305,6 @@ func connOf(ctx context.Context) *trackedConn {
 	return c
 }
 
-// rateLimiter is a token bucket per client address. The table is bounded: when it fills,
-// buckets that have refilled (idle clients) are dropped, and if that is not enough the table
-// is reset, failing open rather than refusing everybody.
-type rateLimiter struct {
-	mu      sync.Mutex
-	rate    float64
-	burst   float64
-	max     int
-	buckets map[netip.Addr]*bucket
-}
-
-type bucket struct {
-	tokens float64
-	last   time.Time
-}
-
-func (l *rateLimiter) allow(key netip.Addr, now time.Time) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b, ok := l.buckets[key]
-	if !ok {
-		if len(l.buckets) >= l.max {
-			for k, b := range l.buckets {
-				if b.tokens+now.Sub(b.last).Seconds()*l.rate >= l.burst {
-					delete(l.buckets, k)
-				}
-			}
-			if len(l.buckets) >= l.max {
-				clear(l.buckets)
-			}
-		}
-		b = &bucket{tokens: l.burst, last: now}
-		l.buckets[key] = b
-	}
-	if dt := now.Sub(b.last).Seconds(); dt > 0 {
-		b.tokens = min(l.burst, b.tokens+dt*l.rate)
-		b.last = now
-	}
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
-}
-
 // refuseJSON answers a refused request with a GraphQL-shaped error, which both GraphQL clients
 // and plain HTTP clients can read.
 func refuseJSON(w http.ResponseWriter, status int, code, msg string) {

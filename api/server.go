@@ -19,6 +19,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/echain/echain-indexer/api/ratelimit"
 )
 
 // Paths the server answers on.
@@ -203,7 +205,7 @@ func routes(o Options, budget *InFlight, tracker *connTracker) (http.Handler, er
 	}
 	g := &guard{lim: o.Limits, budget: budget, refused: func(r string) { refused.WithLabelValues(r).Inc() }}
 	if o.Limits.ClientRate > 0 {
-		g.rate = &rateLimiter{rate: o.Limits.ClientRate, burst: float64(o.Limits.ClientBurst), max: 100_000, buckets: map[netip.Addr]*bucket{}}
+		g.rate = ratelimit.New[netip.Addr](o.Limits.ClientRate, o.Limits.ClientBurst, 100_000)
 	}
 	instrument := func(name string, h http.Handler) http.Handler {
 		h = g.wrap(h, name == "graphql")
@@ -241,7 +243,7 @@ func routes(o Options, budget *InFlight, tracker *connTracker) (http.Handler, er
 type guard struct {
 	lim     Limits
 	budget  *InFlight
-	rate    *rateLimiter
+	rate    *ratelimit.Limiter[netip.Addr]
 	refused func(reason string)
 }
 
@@ -255,7 +257,7 @@ func (g *guard) wrap(h http.Handler, rateLimited bool) http.Handler {
 			return
 		}
 		if rateLimited && g.rate != nil {
-			if a := clientAddr(r, g.lim.TrustedProxies); !inPrefixes(g.lim.Exempt, a) && !g.rate.allow(clientKey(a), time.Now()) {
+			if a := clientAddr(r, g.lim.TrustedProxies); !inPrefixes(g.lim.Exempt, a) && !g.rate.Allow(clientKey(a), time.Now()) {
 				g.refused("client_rate")
 				refuseJSON(w, http.StatusTooManyRequests, "LIMIT_CLIENT_RATE",
 					fmt.Sprintf("too many requests from your address (limit api.client_rate = %g/s)", g.lim.ClientRate))

@@ -30,6 +30,8 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/echain/echain-indexer/api/ratelimit"
 )
 
 // Hint says "this transaction emitted a log of a contract we index, in this block".
@@ -91,7 +93,7 @@ type Handler struct {
 	verifier verifier
 	networks map[string]bool
 	seen     *seenSet
-	limiter  *limiter
+	limiter  *ratelimit.Limiter[string]
 	queue    chan Hint
 	sink     Sink
 	log      *slog.Logger
@@ -181,7 +183,7 @@ func New(cfg Config, sink Sink, log *slog.Logger, reg prometheus.Registerer) (*H
 		}
 	}
 	if cfg.RateLimit > 0 {
-		h.limiter = newLimiter(cfg.RateLimit, cfg.RateBurst, cfg.RateSources)
+		h.limiter = ratelimit.New[string](cfg.RateLimit, cfg.RateBurst, cfg.RateSources)
 	}
 	return h, nil
 }
@@ -246,7 +248,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.reject(w, http.StatusMethodNotAllowed, "method", nil)
 		return
 	}
-	if h.limiter != nil && !h.limiter.allow(h.cfg.ClientIP(r), now) {
+	if h.limiter != nil && !h.limiter.Allow(h.cfg.ClientIP(r), now) {
 		w.Header().Set("Retry-After", "1")
 		h.reject(w, http.StatusTooManyRequests, "rate_limited", nil)
 		return

@@ -615,16 +615,3 @@ func TestSeenSetBounded(t *testing.T) {
 		t.Fatal("remembered after the TTL")
 	}
 }
-
-func TestLimiterTableBounded(t *testing.T) {
-	l := newLimiter(1, 1, 5)
-	now := time.Unix(0, 0)
-	for i := range 50 {
-		if !l.allow(fmt.Sprint(i), now) {
-			t.Fatalf("new source %d refused", i)
-		}
-	}
-	if len(l.buckets) > 5 {
-		t.Fatalf("%d buckets, bound 5", len(l.buckets))
-	}
-}
