@@ -32,6 +32,7 @@ type Server struct {
 	dir       string
 	pgCtl     string
 	runAs     []string
+	port      int
 }
 
 // DefaultLocalURL is the server tried when DATABASE_URL is not set.
@@ -75,8 +76,28 @@ func StartThrowaway(ctx context.Context, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("throwaway postgres: %w", err)
 	}
+	s, err := newThrowaway(bin, dir)
+	if err != nil {
+		return nil, err
+	}
+	data := filepath.Join(dir, "data")
+	if out, err := s.run(ctx, filepath.Join(bin, "initdb"), "-D", data, "-U", "postgres", "--auth=trust",
+		"-E", "UTF8", "--locale=C", "--no-sync"); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("initdb: %w: %s", err, out)
+	}
+	if err := s.start(ctx); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	log.Info("started a throwaway PostgreSQL", "dir", dir, "port", s.port)
+	return s, nil
+}
+
+// newThrowaway prepares a Server for a cluster in dir on a free port. initdb and the server
+// refuse to run as root: then they run as the postgres user the package created, who must own dir.
+func newThrowaway(bin, dir string) (*Server, error) {
 	s := &Server{Throwaway: true, dir: dir, pgCtl: filepath.Join(bin, "pg_ctl")}
-	// initdb refuses to run as root: run the server as the postgres user the package created.
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("postgres")
 		if err != nil {
@@ -96,21 +117,76 @@ func StartThrowaway(ctx context.Context, log *slog.Logger) (*Server, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	data := filepath.Join(dir, "data")
-	if out, err := s.run(ctx, filepath.Join(bin, "initdb"), "-D", data, "-U", "postgres", "--auth=trust",
-		"-E", "UTF8", "--locale=C", "--no-sync"); err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("initdb: %w: %s", err, out)
-	}
-	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200", port, dir)
-	if out, err := s.run(ctx, s.pgCtl, "-D", data, "-l", filepath.Join(dir, "log"), "-o", opts, "-w", "-t", "60", "start"); err != nil {
-		logTail, _ := os.ReadFile(filepath.Join(dir, "log"))
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("pg_ctl start: %w: %s %s", err, out, logTail)
-	}
+	s.port = port
 	s.URL = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
-	log.Info("started a throwaway PostgreSQL", "dir", dir, "port", port)
 	return s, nil
+}
+
+// start runs the cluster in s.dir/data with pg_ctl and waits until it accepts connections (a
+// hot standby accepts them once it reached a consistent state).
+func (s *Server) start(ctx context.Context) error {
+	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200", s.port, s.dir)
+	if out, err := s.run(ctx, s.pgCtl, "-D", filepath.Join(s.dir, "data"), "-l", filepath.Join(s.dir, "log"), "-o", opts, "-w", "-t", "60", "start"); err != nil {
+		logTail, _ := os.ReadFile(filepath.Join(s.dir, "log"))
+		return fmt.Errorf("pg_ctl start: %w: %s %s", err, out, logTail)
+	}
+	return nil
+}
+
+// StartStandby makes a hot standby of this throwaway cluster the way an operator would:
+// pg_basebackup -R (a copy of the data directory plus primary_conninfo and standby.signal),
+// then pg_ctl start. It streams from the primary over the replication protocol; the caller
+// must Stop it.
+func (s *Server) StartStandby(ctx context.Context, log *slog.Logger) (*Server, error) {
+	if !s.Throwaway {
+		return nil, errors.New("pglocal: a standby is made of a throwaway cluster only")
+	}
+	bin := filepath.Dir(s.pgCtl)
+	dir, err := os.MkdirTemp("", "echain-pg-standby-")
+	if err != nil {
+		return nil, fmt.Errorf("standby: %w", err)
+	}
+	r, err := newThrowaway(bin, dir)
+	if err != nil {
+		return nil, err
+	}
+	// -X stream: the WAL written during the copy travels with it; -c fast: no wait for a
+	// checkpoint the idle primary would take minutes to reach.
+	if out, err := r.run(ctx, filepath.Join(bin, "pg_basebackup"), "-D", filepath.Join(dir, "data"), "-R", "-X", "stream",
+		"-c", "fast", "-d", fmt.Sprintf("host=127.0.0.1 port=%d user=postgres", s.port)); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("pg_basebackup: %w: %s", err, out)
+	}
+	if err := r.start(ctx); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	log.Info("started a throwaway hot standby", "dir", dir, "port", r.port, "primary_port", s.port)
+	return r, nil
+}
+
+// Promote ends a standby's recovery (pg_ctl promote): it becomes a primary on a timeline of
+// its own, as in a failover.
+func (s *Server) Promote(ctx context.Context) error {
+	if !s.Throwaway {
+		return errors.New("pglocal: only a throwaway cluster is promoted")
+	}
+	if out, err := s.run(ctx, s.pgCtl, "-D", filepath.Join(s.dir, "data"), "-w", "-t", "60", "promote"); err != nil {
+		return fmt.Errorf("pg_ctl promote: %w: %s", err, out)
+	}
+	return nil
+}
+
+// Kill stops a throwaway cluster at once (pg_ctl stop -m immediate), as a lost machine would,
+// and keeps its files until Stop.
+func (s *Server) Kill(ctx context.Context) error {
+	if !s.Throwaway {
+		return errors.New("pglocal: only a throwaway cluster is killed")
+	}
+	if out, err := s.run(ctx, s.pgCtl, "-D", filepath.Join(s.dir, "data"), "-m", "immediate", "-w", "stop"); err != nil {
+		return fmt.Errorf("pg_ctl stop: %w: %s", err, out)
+	}
+	return nil
 }
 
 // Stop shuts a throwaway cluster down and deletes it.
@@ -122,7 +198,7 @@ func (s *Server) Stop() error {
 	defer cancel()
 	out, err := s.run(ctx, s.pgCtl, "-D", filepath.Join(s.dir, "data"), "-m", "immediate", "-w", "stop")
 	rmErr := os.RemoveAll(s.dir)
-	if err != nil {
+	if err != nil && !strings.Contains(out, "Is server running?") { // Kill stopped it already
 		return fmt.Errorf("pg_ctl stop: %w: %s", err, out)
 	}
 	return rmErr
