@@ -43,8 +43,14 @@ func (e *SchemaChangedError) Is(target error) bool { return target == ErrSchemaC
 // applied once, in order), then the entity tables, their writer indexes and the analyst views.
 // It holds an advisory lock, so processes starting together apply everything once. A database
 // indexed with a different entity layout is refused (ErrSchemaChanged) unless nothing was
-// indexed yet.
+// indexed yet. On a hot standby, which cannot write, it only checks that replication brought
+// this binary's layout (ErrReadOnlyReplica when not yet).
 func (s *Store) Migrate(ctx context.Context) error {
+	if standby, err := s.InRecovery(ctx); err != nil {
+		return err
+	} else if standby {
+		return s.checkReplica(ctx)
+	}
 	return s.locked(ctx, lockMigrate, func(conn *pgx.Conn) error {
 		if err := migrateSystem(ctx, conn); err != nil {
 			return err
