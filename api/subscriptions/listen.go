@@ -62,6 +62,11 @@ func (s *Server) listenOnce(ctx context.Context, out chan<- change) (connected b
 		defer cancel()
 		_ = conn.Close(cctx)
 	}()
+	if standby, err := store.InRecovery(ctx, conn); err != nil {
+		return false, err
+	} else if standby {
+		return s.followReplay(ctx, conn, out)
+	}
 	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{store.NotifyChannel}.Sanitize()); err != nil {
 		return false, fmt.Errorf("listen: %w", err)
 	}
@@ -145,4 +150,53 @@ func readHead(ctx context.Context, conn *pgx.Conn) (int64, string, error) {
 		return 0, "", nil
 	}
 	return *number, common.BytesToHash(hash).Hex(), nil
+}
+
+// followReplay is the change feed of a hot standby, which refuses LISTEN (and whose primary's
+// notifications would arrive before the standby has replayed the commit they announce): it
+// polls the cursor the standby replayed every Options.ReplicaPoll. A change is emitted only
+// once the standby holds it, so a push never reflects a block the replica lacks. The ids a
+// commit touched travel in the notification only, so each new head re-runs every operation
+// (results that did not change are not pushed). Promotion ends it: the caller reconnects and
+// LISTENs.
+func (s *Server) followReplay(ctx context.Context, conn *pgx.Conn, out chan<- change) (connected bool, err error) {
+	s.log.Info("subscriptions: the database is a hot standby; following its replayed head", "every", s.opts.ReplicaPoll)
+	last, err := store.PollHead(ctx, conn)
+	if err != nil {
+		return false, err
+	}
+	s.met.feedConnected.Set(1)
+	if !s.emit(ctx, out, change{block: last.Number, hash: last.Hash, kind: "resync", all: true, notified: time.Now()}) {
+		return true, nil
+	}
+	t := time.NewTicker(s.opts.ReplicaPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return true, nil
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		p, err := store.PollHead(pctx, conn)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return true, nil
+		case err != nil:
+			return true, err
+		case !p.InRecovery:
+			return true, errors.New("the standby was promoted: switching to LISTEN")
+		case p.Number == last.Number && p.Hash == last.Hash && p.NextVid == last.NextVid:
+			continue
+		}
+		kind := "commit"
+		if p.Number < last.Number || (p.Number == last.Number && p.Hash != last.Hash) {
+			kind = "revert"
+		}
+		last = p
+		if !s.emit(ctx, out, change{block: p.Number, hash: p.Hash, kind: kind, all: true, notified: time.Now()}) {
+			return true, nil
+		}
+	}
 }

@@ -76,6 +76,10 @@ type Options struct {
 	// RetryInterval re-runs operations whose last execution failed transiently (the block was
 	// reverted meanwhile, the database was busy) when no new block comes sooner [1s].
 	RetryInterval time.Duration
+	// ReplicaPoll is how often the change feed reads the replayed cursor when the database is
+	// a hot standby (which refuses LISTEN) [25ms]. It bounds what a replica adds to a push's
+	// delay beyond replication itself.
+	ReplicaPoll time.Duration
 
 	// CheckOrigin vets the Origin of browser upgrades; nil accepts any origin (the query API
 	// allows any by default too).
@@ -119,6 +123,7 @@ func (o *Options) defaults() {
 	dur(&o.KeepAlive, 12*time.Second)
 	dur(&o.WriteTimeout, 10*time.Second)
 	dur(&o.RetryInterval, time.Second)
+	dur(&o.ReplicaPoll, 25*time.Millisecond)
 }
 
 // Server serves GraphQL subscriptions over WebSocket. ServeHTTP takes the upgrades, Run
