@@ -29,6 +29,10 @@ func acquireLeader(ctx context.Context, cfg *pgx.ConnConfig, key int64, wait boo
 		return nil, fmt.Errorf("leader lock: connect: %w", err)
 	}
 	if wait {
+		if err := awaitPromotion(ctx, conn); err != nil {
+			conn.Close(context.Background())
+			return nil, err
+		}
 		if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", key); err != nil {
 			conn.Close(context.Background())
 			return nil, fmt.Errorf("leader lock: pg_advisory_lock: %w", err)
@@ -45,6 +49,30 @@ func acquireLeader(ctx context.Context, cfg *pgx.ConnConfig, key int64, wait boo
 		}
 	}
 	return &leaderLock{conn: conn, key: key, stop: make(chan struct{}), done: make(chan struct{})}, nil
+}
+
+// promotionPoll is how often a standby indexer pointed at a hot standby checks whether it was
+// promoted.
+const promotionPoll = 500 * time.Millisecond
+
+// awaitPromotion returns once the database is no hot standby: an indexer started against a
+// replica (the failover spare of its primary's indexer) waits there, and leads as soon as the
+// replica is promoted, resuming from the cursor replication carried.
+func awaitPromotion(ctx context.Context, conn *pgx.Conn) error {
+	for {
+		var standby bool
+		if err := conn.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&standby); err != nil {
+			return fmt.Errorf("leader lock: pg_is_in_recovery: %w", err)
+		}
+		if !standby {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(promotionPoll):
+		}
+	}
 }
 
 // watch pings the lock connection; when it fails the lock may already belong to another process,
