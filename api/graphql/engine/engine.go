@@ -65,6 +65,10 @@ type Options struct {
 	CORSOrigins []string
 	// DisableGraphiQL stops serving the GraphiQL page to browsers.
 	DisableGraphiQL bool
+	// AwaitBlock, for an API on a hot standby, is how long a query asking for a block the
+	// replica has not replayed yet (`block: {number_gte: N}` or `{number: N}`) waits for replay
+	// before failing with BLOCK_NOT_YET_INDEXED [0: fails at once].
+	AwaitBlock time.Duration
 	// DisableFastPath answers every request with graphql-go's executor (fast.go explains the
 	// fast path); for comparing the two.
 	DisableFastPath bool

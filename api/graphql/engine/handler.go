@@ -186,7 +186,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, wr wireRequest) 
 			return
 		}
 	}
-	res := h.e.execute(r.Context(), Request{Query: wr.Query, OperationName: wr.OperationName, Variables: vars}, ExecOptions{}, true)
+	res := h.e.awaitExecute(r.Context(), Request{Query: wr.Query, OperationName: wr.OperationName, Variables: vars}, ExecOptions{})
 	m.statements.Observe(float64(res.Statements))
 	status := http.StatusOK
 	for _, qe := range res.Errors {
