@@ -41,6 +41,8 @@ type Readiness struct {
 	LagBlocks int64  `json:"lagBlocks"`
 	MaxLag    int64  `json:"maxLagBlocks"`
 	Reason    string `json:"reason,omitempty"`
+	// Replication is set on a hot standby.
+	Replication *Replication `json:"replication,omitempty"`
 }
 
 // Options configure a Server. Nil handlers leave their paths unanswered (404).

@@ -94,8 +94,11 @@ type Finality struct {
 type Database struct {
 	// URL is from ECHAIN_DATABASE_URL or DATABASE_URL only; empty means the server on
 	// 127.0.0.1:5432 (see URLOrLocal).
-	URL      string
-	MaxConns int32
+	URL string
+	// PrimaryURL (ECHAIN_DATABASE_PRIMARY_URL only), for `serve` reading a hot standby: the
+	// primary it replicates, whose cursor gives the replication lag in blocks. Optional.
+	PrimaryURL string
+	MaxConns   int32
 }
 
 // LocalURL is the database used when no URL is configured.
@@ -132,6 +135,10 @@ type API struct {
 	MaxDepth          int
 	MaxConcurrent     int
 	ReadyMaxLagBlocks uint64
+	// ReadyMaxReplicationLag: /readyz fails on a hot standby replaying this far behind.
+	ReadyMaxReplicationLag time.Duration
+	// ReplicaAwaitBlock: on a hot standby, a query for a block not replayed yet waits this long.
+	ReplicaAwaitBlock time.Duration
 
 	// Bounds on one request's work (api/graphql/engine Options): the parse budget, the cost
 	// estimate, the answer's size and its errors.
@@ -165,6 +172,7 @@ type Subscriptions struct {
 	Workers          int
 	MaxMessageBytes  int64
 	HandshakeTimeout time.Duration
+	ReplicaPoll      time.Duration // on a hot standby: how often the replayed head is read
 }
 
 // Metrics is the Prometheus listener.

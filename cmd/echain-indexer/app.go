@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ethereum/go-ethereum/ethclient"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
@@ -41,9 +42,13 @@ type app struct {
 	// live is fl for the metrics listener's /status, which answers while build still runs.
 	live atomic.Pointer[indexer.Follower]
 	hook *webhook.Handler
-	subs *subscriptions.Server
-	api  *api.Server
-	mets *api.MetricsServer
+	// standby: the database is a hot standby (at start); primary reads its primary's cursor for
+	// the replication lag in blocks (database.primary_url; nil when not configured).
+	standby bool
+	primary *pgxpool.Pool
+	subs    *subscriptions.Server
+	api     *api.Server
+	mets    *api.MetricsServer
 }
 
 type parts struct {
@@ -84,6 +89,22 @@ func build(ctx context.Context, e *env, cfg *config.Config, p parts) (_ *app, er
 	if err := a.store.Migrate(ctx); err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
+	if a.standby, err = a.store.InRecovery(ctx); err != nil {
+		return nil, err
+	}
+	if a.standby && cfg.Database.PrimaryURL != "" {
+		pc, err := pgxpool.ParseConfig(cfg.Database.PrimaryURL)
+		if err != nil {
+			return nil, &config.Error{Key: "database.primary_url", Err: errors.New("is not a PostgreSQL connection string")}
+		}
+		pc.MaxConns = 2
+		if a.primary, err = pgxpool.NewWithConfig(ctx, pc); err != nil {
+			return nil, fmt.Errorf("database.primary_url: %w", err)
+		}
+	}
+	if a.standby {
+		e.log.Info("the database is a hot standby: serving what it has replayed", "primary_known", a.primary != nil)
+	}
 	a.reg.MustRegister(metrics.NewPoolCollector(a.store.Pool(), "main"))
 
 	if a.src, err = source.New(ctx, sourceConfig(cfg), e.log.With("component", "source"), a.reg); err != nil {
@@ -117,7 +138,11 @@ func build(ctx context.Context, e *env, cfg *config.Config, p parts) (_ *app, er
 		}
 	}
 
-	gql, err := graphql.NewHandler(a.store.Pool(), a.sch, graphqlOptions(cfg, e, a.reg))
+	gopts := graphqlOptions(cfg, e, a.reg)
+	if a.standby {
+		gopts.AwaitBlock = cfg.API.ReplicaAwaitBlock
+	}
+	gql, err := graphql.NewHandler(a.store.Pool(), a.sch, gopts)
 	if err != nil {
 		return nil, err
 	}
@@ -280,6 +305,9 @@ func (a *app) close() {
 	if a.store != nil {
 		a.store.Close()
 	}
+	if a.primary != nil {
+		a.primary.Close()
+	}
 	if a.mets != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_ = a.mets.Shutdown(ctx)
@@ -318,12 +346,47 @@ func (a *app) ready(ctx context.Context) api.Readiness {
 		return r
 	}
 	r.LagBlocks = max(r.ChainHead-r.Indexed, 0)
+	if a.standby {
+		rep, reason := a.replication(ctx, head.Number)
+		r.Replication = rep
+		if reason != "" {
+			r.Reason = reason
+			return r
+		}
+	}
 	if r.LagBlocks > r.MaxLag {
 		r.Reason = fmt.Sprintf("indexed block %d is %d blocks behind the chain head %d (allowed %d)", r.Indexed, r.LagBlocks, r.ChainHead, r.MaxLag)
 		return r
 	}
 	r.Ready = true
 	return r
+}
+
+// replication reports how far this hot standby trails its primary, and why that is too far
+// (api.ready_max_replication_lag in seconds, api.ready_max_lag_blocks in blocks when the primary
+// is known), or "" when it is not.
+func (a *app) replication(ctx context.Context, indexed int64) (*api.Replication, string) {
+	limit := a.cfg.API.ReadyMaxReplicationLag
+	rep := &api.Replication{MaxLagSeconds: limit.Seconds()}
+	st, err := a.store.ReplicationState(ctx)
+	if err != nil {
+		return rep, "database: " + err.Error()
+	}
+	rep.LagSeconds, rep.ReplayPaused = st.LagSeconds, st.ReplayPaused
+	if a.primary != nil {
+		// The primary may be gone (a failover under way): the lag in seconds still stands.
+		if p, err := store.PollHead(ctx, a.primary); err == nil {
+			lag := max(p.Number-indexed, 0)
+			rep.PrimaryHead, rep.LagBlocks = &p.Number, &lag
+		}
+	}
+	switch {
+	case st.LagSeconds > limit.Seconds():
+		return rep, fmt.Sprintf("replication: replay trails the primary by %.1fs (allowed %s)", st.LagSeconds, limit)
+	case rep.LagBlocks != nil && *rep.LagBlocks > int64(a.cfg.API.ReadyMaxLagBlocks):
+		return rep, fmt.Sprintf("replication: replayed block %d is %d blocks behind the primary's %d (allowed %d)", indexed, *rep.LagBlocks, *rep.PrimaryHead, a.cfg.API.ReadyMaxLagBlocks)
+	}
+	return rep, ""
 }
 
 // statusHandler serves the follower's live status as JSON at /status of the metrics listener,
@@ -466,6 +529,7 @@ func subscriptionOptions(cfg *config.Config, e *env, reg prometheus.Registerer) 
 		MaxMessageBytes:         cfg.Subscriptions.MaxMessageBytes,
 		HandshakeTimeout:        cfg.Subscriptions.HandshakeTimeout,
 		MessageTimeout:          cfg.API.ReadBodyTimeout,
+		ReplicaPoll:             cfg.Subscriptions.ReplicaPoll,
 		CheckOrigin:             originChecker(cfg.API.CORSOrigins),
 	}
 }
