@@ -362,33 +362,6 @@ func (a *app) ready(ctx context.Context) api.Readiness {
 	return r
 }
 
-// replication reports how far this hot standby trails its primary, and why that is too far
-// (api.ready_max_replication_lag in seconds, api.ready_max_lag_blocks in blocks when the primary
-// is known), or "" when it is not.
-func (a *app) replication(ctx context.Context, indexed int64) (*api.Replication, string) {
-	limit := a.cfg.API.ReadyMaxReplicationLag
-	rep := &api.Replication{MaxLagSeconds: limit.Seconds()}
-	st, err := a.store.ReplicationState(ctx)
-	if err != nil {
-		return rep, "database: " + err.Error()
-	}
-	rep.LagSeconds, rep.ReplayPaused = st.LagSeconds, st.ReplayPaused
-	if a.primary != nil {
-		// The primary may be gone (a failover under way): the lag in seconds still stands.
-		if p, err := store.PollHead(ctx, a.primary); err == nil {
-			lag := max(p.Number-indexed, 0)
-			rep.PrimaryHead, rep.LagBlocks = &p.Number, &lag
-		}
-	}
-	switch {
-	case st.LagSeconds > limit.Seconds():
-		return rep, fmt.Sprintf("replication: replay trails the primary by %.1fs (allowed %s)", st.LagSeconds, limit)
-	case rep.LagBlocks != nil && *rep.LagBlocks > int64(a.cfg.API.ReadyMaxLagBlocks):
-		return rep, fmt.Sprintf("replication: replayed block %d is %d blocks behind the primary's %d (allowed %d)", indexed, *rep.LagBlocks, *rep.PrimaryHead, a.cfg.API.ReadyMaxLagBlocks)
-	}
-	return rep, ""
-}
-
 // statusHandler serves the follower's live status as JSON at /status of the metrics listener,
 // for `echain-indexer status`.
 func (a *app) statusHandler() http.Handler {

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
+	"github.com/echain/echain-indexer/api"
 	"github.com/echain/echain-indexer/config"
 	"github.com/echain/echain-indexer/indexer"
 	"github.com/echain/echain-indexer/schema"
@@ -42,6 +43,8 @@ type statusReport struct {
 	IndexerError   string           `json:"indexerError,omitempty"`
 	Entities       []entityReport   `json:"entities"`
 	DatabaseBytes  int64            `json:"databaseBytes"`
+	// Replication is set when the database is a hot standby.
+	Replication *api.Replication `json:"replication,omitempty"`
 }
 
 type blockRef struct {
@@ -217,6 +220,13 @@ func collectStatus(ctx context.Context, e *env, cfg *config.Config, indexerURL s
 			r.LagSeconds = max(time.Since(time.Unix(h.Timestamp, 0)).Seconds(), 0)
 		}
 	}
+	if standby, err := st.InRecovery(ctx); err != nil {
+		return nil, fmt.Errorf("status: %w", err)
+	} else if standby {
+		if r.Replication, err = statusReplication(ctx, st, cfg, r.Indexed); err != nil {
+			return nil, fmt.Errorf("status: %w", err)
+		}
+	}
 	if errs, err := st.IndexingErrors(ctx); err == nil {
 		r.IndexingErrors = len(errs)
 	}
@@ -348,6 +358,17 @@ func printStatus(w io.Writer, r *statusReport) {
 	} else {
 		fmt.Fprintf(tw, "indexed\t%d %s (%d blocks, %s behind)\n", r.Indexed.Number, short(r.Indexed.Hash), r.LagBlocks,
 			(time.Duration(r.LagSeconds) * time.Second).String())
+	}
+	if rp := r.Replication; rp != nil {
+		blocks := "primary unknown (database.primary_url)"
+		if rp.LagBlocks != nil {
+			blocks = fmt.Sprintf("%d blocks behind the primary's %d", *rp.LagBlocks, *rp.PrimaryHead)
+		}
+		paused := ""
+		if rp.ReplayPaused {
+			paused = ", replay paused"
+		}
+		fmt.Fprintf(tw, "replica\thot standby: replay %.1fs behind, %s%s\n", rp.LagSeconds, blocks, paused)
 	}
 	fmt.Fprintf(tw, "finalized\t%s\n", orDash(r.Finalized))
 	fmt.Fprintf(tw, "history from\t%d\n", r.HistoryFrom)
