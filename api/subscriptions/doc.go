@@ -58,6 +58,12 @@
 // same state; its result is hashed and pushed only when it changed. Notifications that queue
 // up while a block is processed are merged into one execution at the latest block.
 //
+// On a PostgreSQL hot standby, which refuses LISTEN, the feed instead reads the cursor the
+// standby replayed every Options.ReplicaPoll (store.PollHead): a change is seen only once the
+// standby holds it, so no push reflects a block the replica lacks (the primary's notifications,
+// which arrive before the standby replays the commit, would). Without the ids, each new head
+// re-runs every operation. When the standby is promoted the feed reconnects and LISTENs.
+//
 // Each connection has a bounded send queue written by a goroutine that exists only while
 // there is something to send; a full queue closes that connection (1013) without delaying
 // anyone else. Nothing is kept in process between servers: several `serve` replicas follow
