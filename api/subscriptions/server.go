@@ -77,7 +77,7 @@ type Options struct {
 	// reverted meanwhile, the database was busy) when no new block comes sooner [1s].
 	RetryInterval time.Duration
 	// ReplicaPoll is how often the change feed reads the replayed cursor when the database is
-	// a hot standby (which refuses LISTEN) [25ms]. It bounds what a replica adds to a push's
+	// a hot standby (which refuses LISTEN) [10ms]. It bounds what a replica adds to a push's
 	// delay beyond replication itself.
 	ReplicaPoll time.Duration
 
@@ -123,7 +123,7 @@ func (o *Options) defaults() {
 	dur(&o.KeepAlive, 12*time.Second)
 	dur(&o.WriteTimeout, 10*time.Second)
 	dur(&o.RetryInterval, time.Second)
-	dur(&o.ReplicaPoll, 25*time.Millisecond)
+	dur(&o.ReplicaPoll, 10*time.Millisecond)
 }
 
 // Server serves GraphQL subscriptions over WebSocket. ServeHTTP takes the upgrades, Run
