@@ -13,11 +13,15 @@ import (
 
 // measureReplication reads how far the hot standby behind st trails its primary: in seconds
 // from the standby itself, in blocks when the primary is known (nil primary: not configured).
-// The primary may be gone (a failover under way): the lag in seconds still stands then.
+// The primary may be gone (a failover under way): the lag in seconds still stands then. nil
+// when the database is no (longer a) standby.
 func measureReplication(ctx context.Context, st *store.Store, primary store.Querier, indexed int64) (*api.Replication, error) {
 	rs, err := st.ReplicationState(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if !rs.InRecovery {
+		return nil, nil
 	}
 	rep := &api.Replication{LagSeconds: rs.LagSeconds, ReplayPaused: rs.ReplayPaused}
 	if primary != nil {
@@ -41,6 +45,9 @@ func (a *app) replication(ctx context.Context, indexed int64) (*api.Replication,
 	rep, err := measureReplication(ctx, a.store, primary, indexed)
 	if err != nil {
 		return nil, "database: " + err.Error()
+	}
+	if rep == nil { // promoted since start-up
+		return nil, ""
 	}
 	rep.MaxLagSeconds = limit.Seconds()
 	switch {
