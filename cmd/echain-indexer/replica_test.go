@@ -181,6 +181,12 @@ func TestReplicas(t *testing.T) {
 	if string(rRaw) != string(pRaw) {
 		t.Errorf("at block %d the standby answers\n%.400s\nand the primary\n%.400s", at, rRaw, pRaw)
 	}
+	// Time travel on the standby: the same as on the primary.
+	back := fmt.Sprintf(", block: {number: %d}", at-3)
+	tq := fmt.Sprintf("{ _meta(block: {number: %d}) { block { number } } ", at-3) + fmt.Sprintf(q, back, back) + " }"
+	if r, p := gql(t, rAddr, tq, nil), gql(t, pAddr, tq, nil); string(r) != string(p) || len(r) == 0 {
+		t.Errorf("at block %d (time travel) the standby answers\n%.400s\nand the primary\n%.400s", at-3, r, p)
+	}
 
 	// 3. Lag: replay paused. Nothing newer than the standby holds reaches its subscribers; its
 	// /readyz fails; a client that saw the primary's block waits for it rather than going back.
