@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/echain/echain-indexer/store/ddl"
 )
 
 // Commit says what a flushed batch makes of the cursor and the window.
@@ -76,7 +78,7 @@ func (s *Store) Commit(ctx context.Context, b *Batch, c Commit) (err error) {
 	q := &pgx.Batch{}
 	q.Queue("BEGIN")
 	q.Queue("SET LOCAL plan_cache_mode = force_custom_plan") // see customPlans
-	q.Queue("SELECT number, hash, next_vid, finalized FROM indexer.head FOR UPDATE")
+	q.Queue("SELECT number, hash, next_vid, finalized FROM " + ddl.HeadTable + " FOR UPDATE")
 	pend := s.queueResolve(q, b)
 	open = true
 	var headNum *int64
@@ -179,10 +181,10 @@ func (s *Store) Commit(ctx context.Context, b *Batch, c Commit) (err error) {
 			nums[i], hashes[i], parents[i], times[i] = w.Number, w.Hash.Bytes(), w.ParentHash.Bytes(), w.Timestamp
 			firsts[i] = plan.firstVid(w.Number)
 		}
-		final.Queue(`INSERT INTO indexer.blocks (number, hash, parent_hash, "timestamp", first_vid)
+		final.Queue(`INSERT INTO `+ddl.BlocksTable+` (number, hash, parent_hash, "timestamp", first_vid)
 SELECT * FROM unnest($1::int8[], $2::bytea[], $3::bytea[], $4::int8[], $5::int8[])`, nums, hashes, parents, times, firsts)
 	}
-	final.Queue("DELETE FROM indexer.blocks WHERE number <= $1", fin)
+	final.Queue("DELETE FROM "+ddl.BlocksTable+" WHERE number <= $1", fin)
 	if len(plan.clampRecs) > 0 {
 		blocks, types, vids := make([]int64, 0, len(plan.clampRecs)), make([]string, 0, len(plan.clampRecs)), make([]string, 0, len(plan.clampRecs))
 		for k, v := range plan.clampRecs {
@@ -190,24 +192,24 @@ SELECT * FROM unnest($1::int8[], $2::bytea[], $3::bytea[], $4::int8[], $5::int8[
 			types = append(types, s.tables[k.t].typ.Name)
 			vids = append(vids, int8ArrayText(v))
 		}
-		final.Queue(`INSERT INTO indexer.clamps (block, entity_type, vids)
+		final.Queue(`INSERT INTO `+ddl.ClampsTable+` (block, entity_type, vids)
 SELECT b, t, v::int8[] FROM unnest($1::int8[], $2::text[], $3::text[]) AS u(b, t, v)`, blocks, types, vids)
 	}
 	if s.opts.HistoryBlocks <= 0 {
-		final.Queue("DELETE FROM indexer.clamps WHERE block <= $1", fin)
+		final.Queue("DELETE FROM "+ddl.ClampsTable+" WHERE block <= $1", fin)
 	}
 	if len(b.sources) > 0 {
 		tmpl, addr, blk, key := make([]string, len(b.sources)), make([][]byte, len(b.sources)), make([]int64, len(b.sources)), make([]string, len(b.sources))
 		for i, d := range b.sources {
 			tmpl[i], addr[i], blk[i], key[i] = d.Template, d.Address.Bytes(), d.Block, d.Key
 		}
-		final.Queue(`INSERT INTO indexer.data_sources (template, address, block, key)
+		final.Queue(`INSERT INTO `+ddl.DataSourcesTable+` (template, address, block, key)
 SELECT * FROM unnest($1::text[], $2::bytea[], $3::int8[], $4::text[])`, tmpl, addr, blk, key)
 	}
-	final.Queue(`UPDATE indexer.head SET number = $1, hash = $2, parent_hash = $3, "timestamp" = $4, finalized = $5, next_vid = $6, updated_at = now()`,
+	final.Queue(`UPDATE `+ddl.HeadTable+` SET number = $1, hash = $2, parent_hash = $3, "timestamp" = $4, finalized = $5, next_vid = $6, updated_at = now()`,
 		c.Head.Number, c.Head.Hash.Bytes(), c.Head.ParentHash.Bytes(), c.Head.Timestamp, fin, plan.nextVid)
 	if plan.collapsed {
-		final.Queue("UPDATE indexer.head SET history_from = GREATEST(history_from, $1)", collapseAt+1)
+		final.Queue("UPDATE "+ddl.HeadTable+" SET history_from = GREATEST(history_from, $1)", collapseAt+1)
 	}
 	final.Queue("SELECT pg_notify($1, $2)", NotifyChannel, changePayload(c.Head.Number, c.Head.Hash, false, s.changedIDs(b)))
 	final.Queue("COMMIT")

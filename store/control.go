@@ -10,6 +10,8 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/echain/echain-indexer/store/ddl"
 )
 
 // ControlChannel is notified when a resync is requested, so a running indexer need not poll.
@@ -85,7 +87,7 @@ func (s *Store) RequestResync(ctx context.Context, fromBlock int64, reason strin
 	}
 	var id int64
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, "INSERT INTO indexer.resync_requests (from_block, reason) VALUES ($1, $2) RETURNING id",
+		if err := tx.QueryRow(ctx, "INSERT INTO "+ddl.ResyncTable+" (from_block, reason) VALUES ($1, $2) RETURNING id",
 			fromBlock, cleanText(reason)).Scan(&id); err != nil {
 			return err
 		}
@@ -114,7 +116,7 @@ func scanResync(row pgx.Row) (*ResyncRequest, error) {
 
 // NextResync returns the oldest pending request, or nil.
 func (s *Store) NextResync(ctx context.Context) (*ResyncRequest, error) {
-	r, err := scanResync(s.pool.QueryRow(ctx, "SELECT "+resyncCols+" FROM indexer.resync_requests WHERE status = 'pending' ORDER BY id LIMIT 1"))
+	r, err := scanResync(s.pool.QueryRow(ctx, "SELECT "+resyncCols+" FROM "+ddl.ResyncTable+" WHERE status = 'pending' ORDER BY id LIMIT 1"))
 	if err != nil {
 		return nil, fmt.Errorf("store: next resync: %w", notMigrated(err))
 	}
@@ -123,7 +125,7 @@ func (s *Store) NextResync(ctx context.Context) (*ResyncRequest, error) {
 
 // GetResync returns a request by id, or nil.
 func (s *Store) GetResync(ctx context.Context, id int64) (*ResyncRequest, error) {
-	r, err := scanResync(s.pool.QueryRow(ctx, "SELECT "+resyncCols+" FROM indexer.resync_requests WHERE id = $1", id))
+	r, err := scanResync(s.pool.QueryRow(ctx, "SELECT "+resyncCols+" FROM "+ddl.ResyncTable+" WHERE id = $1", id))
 	if err != nil {
 		return nil, fmt.Errorf("store: resync %d: %w", id, notMigrated(err))
 	}
@@ -136,7 +138,7 @@ func (s *Store) FinishResync(ctx context.Context, id int64, errMsg string) error
 	if errMsg != "" {
 		status = "failed"
 	}
-	tag, err := s.pool.Exec(ctx, "UPDATE indexer.resync_requests SET status = $2, error = $3, finished_at = now() WHERE id = $1",
+	tag, err := s.pool.Exec(ctx, "UPDATE "+ddl.ResyncTable+" SET status = $2, error = $3, finished_at = now() WHERE id = $1",
 		id, status, cleanText(errMsg))
 	if err != nil {
 		return fmt.Errorf("store: finish resync %d: %w", id, err)
@@ -159,7 +161,7 @@ type IndexingError struct {
 
 // RecordIndexingError stores an indexing error (what _meta.hasIndexingErrors reports).
 func (s *Store) RecordIndexingError(ctx context.Context, e IndexingError) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO indexer.indexing_errors (block, block_hash, handler, message, deterministic) VALUES ($1, $2, $3, $4, $5)`,
+	_, err := s.pool.Exec(ctx, `INSERT INTO `+ddl.IndexingErrorTable+` (block, block_hash, handler, message, deterministic) VALUES ($1, $2, $3, $4, $5)`,
 		e.Block, e.BlockHash.Bytes(), e.Handler, cleanText(e.Message), e.Deterministic)
 	if err != nil {
 		return fmt.Errorf("store: record indexing error: %w", notMigrated(err))
@@ -169,7 +171,7 @@ func (s *Store) RecordIndexingError(ctx context.Context, e IndexingError) error 
 
 // IndexingErrors lists the recorded errors, oldest first.
 func (s *Store) IndexingErrors(ctx context.Context) ([]IndexingError, error) {
-	rows, err := s.pool.Query(ctx, `SELECT block, block_hash, handler, message, deterministic, recorded_at FROM indexer.indexing_errors ORDER BY id`)
+	rows, err := s.pool.Query(ctx, `SELECT block, block_hash, handler, message, deterministic, recorded_at FROM `+ddl.IndexingErrorTable+` ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("store: indexing errors: %w", notMigrated(err))
 	}
@@ -189,7 +191,7 @@ func (s *Store) IndexingErrors(ctx context.Context) ([]IndexingError, error) {
 // HasIndexingErrors reports whether any indexing error is recorded.
 func (s *Store) HasIndexingErrors(ctx context.Context) (bool, error) {
 	var has bool
-	if err := s.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM indexer.indexing_errors)").Scan(&has); err != nil {
+	if err := s.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+ddl.IndexingErrorTable+")").Scan(&has); err != nil {
 		return false, fmt.Errorf("store: indexing errors: %w", notMigrated(err))
 	}
 	return has, nil

@@ -159,7 +159,7 @@ CREATE INDEX IF NOT EXISTS "referral_id_hash" ON "entities"."referral" USING has
 -- Secondary indexes for the API, built after backfill with CREATE INDEX CONCURRENTLY.
 CREATE UNIQUE INDEX IF NOT EXISTS "event_id_current" ON "entities"."event" (id) WHERE upper_inf("block_range");
 DROP INDEX IF EXISTS "entities"."event_id_hash";
-CREATE INDEX IF NOT EXISTS "event_id_versions" ON "entities"."event" (id, lower(block_range));
+CREATE INDEX IF NOT EXISTS "event_id_versions" ON "entities"."event" (id, lower("block_range"));
 CREATE INDEX IF NOT EXISTS "event_creator" ON "entities"."event" ("creator", id) WHERE upper_inf("block_range");
 CREATE INDEX IF NOT EXISTS "event_organizer" ON "entities"."event" ("organizer", id);
 CREATE INDEX IF NOT EXISTS "event_ticket_contract" ON "entities"."event" ("ticket_contract", id) WHERE upper_inf("block_range");
@@ -170,7 +170,7 @@ CREATE INDEX IF NOT EXISTS "event_created_at_block" ON "entities"."event" ("crea
 CREATE INDEX IF NOT EXISTS "event_updated_at" ON "entities"."event" ("updated_at", id) WHERE upper_inf("block_range");
 CREATE UNIQUE INDEX IF NOT EXISTS "ticket_id_current" ON "entities"."ticket" (id) WHERE upper_inf("block_range");
 DROP INDEX IF EXISTS "entities"."ticket_id_hash";
-CREATE INDEX IF NOT EXISTS "ticket_id_versions" ON "entities"."ticket" (id, lower(block_range));
+CREATE INDEX IF NOT EXISTS "ticket_id_versions" ON "entities"."ticket" (id, lower("block_range"));
 CREATE INDEX IF NOT EXISTS "ticket_event" ON "entities"."ticket" ("event", id);
 CREATE INDEX IF NOT EXISTS "ticket_contract" ON "entities"."ticket" ("contract", id) WHERE upper_inf("block_range");
 CREATE INDEX IF NOT EXISTS "ticket_owner" ON "entities"."ticket" ("owner", id) WHERE upper_inf("block_range");
@@ -196,11 +196,11 @@ CREATE INDEX IF NOT EXISTS "transaction_timestamp" ON "entities"."transaction" (
 CREATE INDEX IF NOT EXISTS "transaction_block_number" ON "entities"."transaction" ("block_number", id);
 CREATE UNIQUE INDEX IF NOT EXISTS "organizer_id_current" ON "entities"."organizer" (id) WHERE upper_inf("block_range");
 DROP INDEX IF EXISTS "entities"."organizer_id_hash";
-CREATE INDEX IF NOT EXISTS "organizer_id_versions" ON "entities"."organizer" (id, lower(block_range));
+CREATE INDEX IF NOT EXISTS "organizer_id_versions" ON "entities"."organizer" (id, lower("block_range"));
 CREATE INDEX IF NOT EXISTS "organizer_updated_at" ON "entities"."organizer" ("updated_at", id) WHERE upper_inf("block_range");
 CREATE UNIQUE INDEX IF NOT EXISTS "listing_id_current" ON "entities"."listing" (id) WHERE upper_inf("block_range");
 DROP INDEX IF EXISTS "entities"."listing_id_hash";
-CREATE INDEX IF NOT EXISTS "listing_id_versions" ON "entities"."listing" (id, lower(block_range));
+CREATE INDEX IF NOT EXISTS "listing_id_versions" ON "entities"."listing" (id, lower("block_range"));
 CREATE INDEX IF NOT EXISTS "listing_ticket" ON "entities"."listing" ("ticket", id);
 CREATE INDEX IF NOT EXISTS "listing_event" ON "entities"."listing" ("event", id);
 CREATE INDEX IF NOT EXISTS "listing_seller" ON "entities"."listing" ("seller", id) WHERE upper_inf("block_range");

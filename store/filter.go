@@ -104,7 +104,7 @@ func (s *Store) filterLocked(ctx context.Context) (*idFilter, error) {
 	}
 	defer tx.Rollback(context.Background())
 	var next int64
-	if err := tx.QueryRow(ctx, "SELECT next_vid FROM indexer.head").Scan(&next); err != nil {
+	if err := tx.QueryRow(ctx, "SELECT next_vid FROM "+ddl.HeadTable).Scan(&next); err != nil {
 		return nil, fmt.Errorf("store: id filter: %w", notMigrated(err))
 	}
 	total := 0
@@ -130,8 +130,8 @@ func (s *Store) filterLocked(ctx context.Context) (*idFilter, error) {
 	f := newIDFilter(total)
 	for _, t := range s.tables {
 		q := fmt.Sprintf("SELECT id FROM %s", t.name)
-		if !t.typ.Immutable {
-			q += " WHERE upper_inf(" + ddl.Quote(ddl.ColBlockRange) + ")"
+		if c := ddl.Visible(t.typ, "", ""); c != "" {
+			q += " WHERE " + c
 		}
 		rows, err := tx.Query(ctx, q, pgx.QueryResultFormats{pgx.TextFormatCode})
 		if err != nil {

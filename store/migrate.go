@@ -119,14 +119,14 @@ func migrateSystem(ctx context.Context, conn *pgx.Conn) error {
 		return err
 	}
 	if _, err := conn.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS indexer;
-CREATE TABLE IF NOT EXISTS indexer.schema_migrations (
+CREATE TABLE IF NOT EXISTS `+ddl.MigrationsTable+` (
     version    int PRIMARY KEY,
     name       text NOT NULL,
     applied_at timestamptz NOT NULL DEFAULT now()
 )`, pgx.QueryExecModeSimpleProtocol); err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
-	rows, err := conn.Query(ctx, "SELECT version FROM indexer.schema_migrations")
+	rows, err := conn.Query(ctx, "SELECT version FROM "+ddl.MigrationsTable)
 	if err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
@@ -149,7 +149,7 @@ CREATE TABLE IF NOT EXISTS indexer.schema_migrations (
 			if _, err := tx.Exec(ctx, m.SQL, pgx.QueryExecModeSimpleProtocol); err != nil {
 				return err
 			}
-			_, err := tx.Exec(ctx, "INSERT INTO indexer.schema_migrations (version, name) VALUES ($1, $2)", m.Version, m.Name)
+			_, err := tx.Exec(ctx, "INSERT INTO "+ddl.MigrationsTable+" (version, name) VALUES ($1, $2)", m.Version, m.Name)
 			return err
 		})
 		if err != nil {
@@ -164,13 +164,13 @@ func (s *Store) migrateEntities(ctx context.Context, conn *pgx.Conn, reset bool)
 	views := s.viewsFingerprint()
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		var recorded, recordedViews string
-		err := tx.QueryRow(ctx, "SELECT fingerprint, views_fingerprint FROM indexer.entity_schema").Scan(&recorded, &recordedViews)
+		err := tx.QueryRow(ctx, "SELECT fingerprint, views_fingerprint FROM "+ddl.EntitySchemaTable).Scan(&recorded, &recordedViews)
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("store: read schema fingerprint: %w", err)
 		}
 		if !reset && recorded != "" && recorded != s.layout.Fingerprint {
 			var indexed bool
-			if err := tx.QueryRow(ctx, "SELECT number IS NOT NULL FROM indexer.head").Scan(&indexed); err != nil {
+			if err := tx.QueryRow(ctx, "SELECT number IS NOT NULL FROM "+ddl.HeadTable).Scan(&indexed); err != nil {
 				return fmt.Errorf("store: read head: %w", err)
 			}
 			if indexed {
@@ -182,8 +182,8 @@ func (s *Store) migrateEntities(ctx context.Context, conn *pgx.Conn, reset bool)
 		}
 		if reset {
 			if _, err := tx.Exec(ctx, `DROP SCHEMA IF EXISTS `+ddl.Quote(ddl.EntitySchema)+` CASCADE;
-TRUNCATE indexer.blocks, indexer.clamps, indexer.data_sources, indexer.indexing_errors;
-UPDATE indexer.head SET number = NULL, hash = NULL, parent_hash = NULL, "timestamp" = NULL,
+TRUNCATE `+ddl.BlocksTable+`, `+ddl.ClampsTable+`, `+ddl.DataSourcesTable+`, `+ddl.IndexingErrorTable+`;
+UPDATE `+ddl.HeadTable+` SET number = NULL, hash = NULL, parent_hash = NULL, "timestamp" = NULL,
     finalized = -1, next_vid = 1, history_from = 0, updated_at = now()`, pgx.QueryExecModeSimpleProtocol); err != nil {
 				return fmt.Errorf("store: reset: %w", err)
 			}
@@ -208,7 +208,7 @@ UPDATE indexer.head SET number = NULL, hash = NULL, parent_hash = NULL, "timesta
 				return fmt.Errorf("store: create analyst views: %w", err)
 			}
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO indexer.entity_schema (singleton, fingerprint, source_fingerprint, views_fingerprint) VALUES (true, $1, $2, $3)
+		_, err = tx.Exec(ctx, `INSERT INTO `+ddl.EntitySchemaTable+` (singleton, fingerprint, source_fingerprint, views_fingerprint) VALUES (true, $1, $2, $3)
 ON CONFLICT (singleton) DO UPDATE SET fingerprint = $1, source_fingerprint = $2, views_fingerprint = $3`,
 			s.layout.Fingerprint, s.sch.Fingerprint, views)
 		if err != nil {

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/echain/echain-indexer/store/ddl"
 )
 
 // pruneChunkBlocks bounds the clamp records one pruning transaction handles, so that a pass
@@ -79,7 +81,7 @@ func (s *Store) pruneChunk(ctx context.Context) (deleted int64, more bool, err e
 		}
 		var head *int64
 		var finalized int64
-		if err := tx.QueryRow(ctx, "SELECT number, finalized FROM indexer.head").Scan(&head, &finalized); err != nil {
+		if err := tx.QueryRow(ctx, "SELECT number, finalized FROM "+ddl.HeadTable).Scan(&head, &finalized); err != nil {
 			return err
 		}
 		if head == nil {
@@ -87,16 +89,16 @@ func (s *Store) pruneChunk(ctx context.Context) (deleted int64, more bool, err e
 		}
 		cutoff := min(*head-s.opts.HistoryBlocks, finalized)
 		var bound *int64
-		if err := tx.QueryRow(ctx, `SELECT max(block) FROM (SELECT block FROM indexer.clamps WHERE block <= $1 ORDER BY block LIMIT $2) s`,
+		if err := tx.QueryRow(ctx, `SELECT max(block) FROM (SELECT block FROM `+ddl.ClampsTable+` WHERE block <= $1 ORDER BY block LIMIT $2) s`,
 			cutoff, pruneChunkBlocks).Scan(&bound); err != nil {
 			return err
 		}
 		if bound == nil {
 			// Nothing left to delete: time travel is exact from the cutoff on.
-			_, err := tx.Exec(ctx, "UPDATE indexer.head SET history_from = GREATEST(history_from, $1)", max(cutoff, 0))
+			_, err := tx.Exec(ctx, "UPDATE "+ddl.HeadTable+" SET history_from = GREATEST(history_from, $1)", max(cutoff, 0))
 			return err
 		}
-		rows, err := tx.Query(ctx, "DELETE FROM indexer.clamps WHERE block <= $1 RETURNING entity_type, vids", *bound)
+		rows, err := tx.Query(ctx, "DELETE FROM "+ddl.ClampsTable+" WHERE block <= $1 RETURNING entity_type, vids", *bound)
 		if err != nil {
 			return err
 		}
@@ -125,7 +127,7 @@ func (s *Store) pruneChunk(ctx context.Context) (deleted int64, more bool, err e
 			}
 			counts[typ] += tag.RowsAffected()
 		}
-		if _, err := tx.Exec(ctx, "UPDATE indexer.head SET history_from = GREATEST(history_from, $1)", *bound); err != nil {
+		if _, err := tx.Exec(ctx, "UPDATE "+ddl.HeadTable+" SET history_from = GREATEST(history_from, $1)", *bound); err != nil {
 			return err
 		}
 		more = true

@@ -49,8 +49,8 @@ func (s *Store) RevertTo(ctx context.Context, to BlockPtr) (err error) {
 	q.Queue("SET LOCAL plan_cache_mode = force_custom_plan") // see customPlans
 	q.Queue(`SELECT h.number, h.next_vid, h.finalized, h.history_from,
     w.hash, w.parent_hash, w."timestamp",
-    (SELECT min(first_vid) FROM indexer.blocks WHERE number > $1)
-FROM indexer.head h LEFT JOIN indexer.blocks w ON w.number = $1
+    (SELECT min(first_vid) FROM `+ddl.BlocksTable+` WHERE number > $1)
+FROM `+ddl.HeadTable+` h LEFT JOIN `+ddl.BlocksTable+` w ON w.number = $1
 FOR UPDATE OF h`, to.Number)
 	open = true
 	var headNum, firstVid, winTime *int64
@@ -125,15 +125,15 @@ FOR UPDATE OF h`, to.Number)
 			continue
 		}
 		reopened = append(reopened, t)
-		q.Queue(fmt.Sprintf(`UPDATE %s SET %s = int4range(lower(%[2]s), NULL)
-WHERE vid IN (SELECT unnest(vids) FROM indexer.clamps WHERE block > $1 AND entity_type = $2) AND vid < $3 RETURNING id`,
-			t.name, ddl.Quote(ddl.ColBlockRange)), to.Number, t.typ.Name, cut)
+		q.Queue(fmt.Sprintf(`UPDATE %s SET %s
+WHERE vid IN (SELECT unnest(vids) FROM `+ddl.ClampsTable+` WHERE block > $1 AND entity_type = $2) AND vid < $3 RETURNING id`,
+			t.name, ddl.EndAt("", "NULL")), to.Number, t.typ.Name, cut)
 	}
-	q.Queue("DELETE FROM indexer.clamps WHERE block > $1", to.Number)
-	q.Queue("DELETE FROM indexer.blocks WHERE number > $1", to.Number)
-	q.Queue("DELETE FROM indexer.data_sources WHERE block > $1", to.Number)
-	q.Queue("DELETE FROM indexer.indexing_errors WHERE block > $1", to.Number)
-	q.Queue(`UPDATE indexer.head SET number = $1, hash = $2, parent_hash = $3, "timestamp" = $4, next_vid = $5, updated_at = now()`,
+	q.Queue("DELETE FROM "+ddl.ClampsTable+" WHERE block > $1", to.Number)
+	q.Queue("DELETE FROM "+ddl.BlocksTable+" WHERE number > $1", to.Number)
+	q.Queue("DELETE FROM "+ddl.DataSourcesTable+" WHERE block > $1", to.Number)
+	q.Queue("DELETE FROM "+ddl.IndexingErrorTable+" WHERE block > $1", to.Number)
+	q.Queue(`UPDATE `+ddl.HeadTable+` SET number = $1, hash = $2, parent_hash = $3, "timestamp" = $4, next_vid = $5, updated_at = now()`,
 		to.Number, to.Hash.Bytes(), to.ParentHash.Bytes(), to.Timestamp, cut)
 	changed := map[string][]string{}
 	res = conn.SendBatch(ctx, q)
@@ -199,22 +199,14 @@ func addIDs(m map[string][]string, typ string, ids []string) {
 // (a scan of each table, fine for a resync). The notification names the changed types only.
 func (s *Store) revertBelowWindow(ctx context.Context, conn *pgx.Conn, to BlockPtr) error {
 	changed := map[string][]string{}
-	br := ddl.Quote(ddl.ColBlockRange)
 	for _, t := range s.tables {
-		var n int64
-		if t.typ.Immutable {
-			tag, err := conn.Exec(ctx, fmt.Sprintf("DELETE FROM %s WHERE %s > $1", t.name, ddl.Quote(ddl.ColBlock)), to.Number)
-			if err != nil {
-				return fmt.Errorf("store: revert: delete %s: %w", t.typ.Name, err)
-			}
-			n = tag.RowsAffected()
-		} else {
-			tag, err := conn.Exec(ctx, fmt.Sprintf("DELETE FROM %s WHERE lower(%s) > $1", t.name, br), to.Number)
-			if err != nil {
-				return fmt.Errorf("store: revert: delete %s: %w", t.typ.Name, err)
-			}
-			n = tag.RowsAffected()
-			tag, err = conn.Exec(ctx, fmt.Sprintf("UPDATE %s SET %s = int4range(lower(%[2]s), NULL) WHERE NOT upper_inf(%[2]s) AND upper(%[2]s) > $1", t.name, br), to.Number)
+		tag, err := conn.Exec(ctx, fmt.Sprintf("DELETE FROM %s WHERE %s", t.name, ddl.WrittenAfter(t.typ, "", "$1")), to.Number)
+		if err != nil {
+			return fmt.Errorf("store: revert: delete %s: %w", t.typ.Name, err)
+		}
+		n := tag.RowsAffected()
+		if !t.typ.Immutable {
+			tag, err = conn.Exec(ctx, fmt.Sprintf("UPDATE %s SET %s WHERE %s", t.name, ddl.EndAt("", "NULL"), ddl.ClosedAfter("", "$1")), to.Number)
 			if err != nil {
 				return fmt.Errorf("store: revert: reopen %s: %w", t.typ.Name, err)
 			}
@@ -225,11 +217,11 @@ func (s *Store) revertBelowWindow(ctx context.Context, conn *pgx.Conn, to BlockP
 		}
 	}
 	q := &pgx.Batch{}
-	q.Queue("DELETE FROM indexer.clamps WHERE block > $1", to.Number)
-	q.Queue("DELETE FROM indexer.blocks WHERE number > $1", to.Number)
-	q.Queue("DELETE FROM indexer.data_sources WHERE block > $1", to.Number)
-	q.Queue("DELETE FROM indexer.indexing_errors WHERE block > $1", to.Number)
-	q.Queue(`UPDATE indexer.head SET number = $1, hash = $2, parent_hash = $3, "timestamp" = $4, finalized = LEAST(finalized, $1), updated_at = now()`,
+	q.Queue("DELETE FROM "+ddl.ClampsTable+" WHERE block > $1", to.Number)
+	q.Queue("DELETE FROM "+ddl.BlocksTable+" WHERE number > $1", to.Number)
+	q.Queue("DELETE FROM "+ddl.DataSourcesTable+" WHERE block > $1", to.Number)
+	q.Queue("DELETE FROM "+ddl.IndexingErrorTable+" WHERE block > $1", to.Number)
+	q.Queue(`UPDATE `+ddl.HeadTable+` SET number = $1, hash = $2, parent_hash = $3, "timestamp" = $4, finalized = LEAST(finalized, $1), updated_at = now()`,
 		to.Number, to.Hash.Bytes(), to.ParentHash.Bytes(), to.Timestamp)
 	q.Queue("SELECT pg_notify($1, $2)", NotifyChannel, changePayload(to.Number, to.Hash, true, changed))
 	q.Queue("COMMIT")

@@ -118,13 +118,12 @@ func Open(ctx context.Context, url string, sch *schema.Schema, opts Options) (*S
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	for i, lt := range layout.Tables {
 		t := &table{idx: i, typ: lt.Type, layout: lt, name: lt.Name}
-		sys := ddl.ColBlockRange
-		lower := "lower(" + ddl.Quote(ddl.ColBlockRange) + ")"
-		current := " AND upper_inf(" + ddl.Quote(ddl.ColBlockRange) + ")"
-		if t.typ.Immutable {
-			sys, lower, current = ddl.ColBlock, ddl.Quote(ddl.ColBlock), ""
+		lower := ddl.VersionStart(t.typ, "")
+		current := ""
+		if c := ddl.Visible(t.typ, "", ""); c != "" {
+			current = " AND " + c
 		}
-		t.copyCols = []string{ddl.ColVid, sys}
+		t.copyCols = ddl.SystemColumns(t.typ)
 		sel := []string{ddl.Quote(ddl.ColVid), lower}
 		for _, c := range t.typ.Columns {
 			cd := newCodec(c)
@@ -141,9 +140,8 @@ func Open(ctx context.Context, url string, sch *schema.Schema, opts Options) (*S
 			ph[i], qc[i] = fmt.Sprintf("$%d", i+1), ddl.Quote(c)
 		}
 		t.insSQL = fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s)", t.name, strings.Join(qc, ", "), strings.Join(ph, ", "))
-		br := ddl.Quote(ddl.ColBlockRange)
-		t.clampSQL = fmt.Sprintf(`UPDATE %s AS t SET %s = int4range(lower(t.%[2]s), c.upper)
-FROM unnest($1::int8[], $2::int4[]) AS c(vid, upper) WHERE t.vid = c.vid`, t.name, br)
+		t.clampSQL = fmt.Sprintf(`UPDATE %s AS t SET %s
+FROM unnest($1::int8[], $2::int4[]) AS c(vid, upper) WHERE t.vid = c.vid`, t.name, ddl.EndAt("t", "c.upper"))
 		s.tables = append(s.tables, t)
 		s.byType[t.typ.Name] = t
 	}
@@ -217,7 +215,7 @@ func (s *Store) Status(ctx context.Context) (*Status, error) {
 	var num, ts *int64
 	var hash, parent []byte
 	st := &Status{}
-	err := s.pool.QueryRow(ctx, `SELECT number, hash, parent_hash, "timestamp", finalized, history_from, next_vid FROM indexer.head`).
+	err := s.pool.QueryRow(ctx, `SELECT number, hash, parent_hash, "timestamp", finalized, history_from, next_vid FROM `+ddl.HeadTable).
 		Scan(&num, &hash, &parent, &ts, &st.Finalized, &st.HistoryFrom, &st.NextVid)
 	if err != nil {
 		return nil, fmt.Errorf("store: read head: %w", notMigrated(err))
@@ -233,7 +231,7 @@ func (s *Store) Status(ctx context.Context) (*Status, error) {
 
 // Window returns the unfinalized blocks kept for reorgs, ascending.
 func (s *Store) Window(ctx context.Context) ([]BlockPtr, error) {
-	rows, err := s.pool.Query(ctx, `SELECT number, hash, parent_hash, "timestamp" FROM indexer.blocks ORDER BY number`)
+	rows, err := s.pool.Query(ctx, `SELECT number, hash, parent_hash, "timestamp" FROM `+ddl.BlocksTable+` ORDER BY number`)
 	if err != nil {
 		return nil, fmt.Errorf("store: read window: %w", notMigrated(err))
 	}
@@ -252,7 +250,7 @@ func (s *Store) Window(ctx context.Context) ([]BlockPtr, error) {
 
 // DataSources returns the contracts learned from logs, by block.
 func (s *Store) DataSources(ctx context.Context) ([]DataSource, error) {
-	rows, err := s.pool.Query(ctx, `SELECT template, address, block, key FROM indexer.data_sources ORDER BY block, template, address`)
+	rows, err := s.pool.Query(ctx, `SELECT template, address, block, key FROM `+ddl.DataSourcesTable+` ORDER BY block, template, address`)
 	if err != nil {
 		return nil, fmt.Errorf("store: read data sources: %w", notMigrated(err))
 	}

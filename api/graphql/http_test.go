@@ -18,6 +18,7 @@ import (
 
 	"github.com/echain/echain-indexer/api/graphql/internal/gqltest"
 	"github.com/echain/echain-indexer/schema"
+	"github.com/echain/echain-indexer/store/ddl"
 )
 
 // smallStore is a store with a few hundred entities of the Echain schema.
@@ -90,7 +91,7 @@ func TestStatementTimeoutAndConcurrency(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := tx.Exec(ctx, `LOCK TABLE entities."event" IN ACCESS EXCLUSIVE MODE`); err != nil {
+		if _, err := tx.Exec(ctx, "LOCK TABLE "+ddl.TableName(sch.Type("Event"))+" IN ACCESS EXCLUSIVE MODE"); err != nil {
 			t.Fatal(err)
 		}
 		return func() { _ = tx.Rollback(ctx) }

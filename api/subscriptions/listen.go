@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ethereum/go-ethereum/common"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -137,19 +136,14 @@ func (s *Server) emit(ctx context.Context, out chan<- change, ch change) bool {
 
 // readHead reads the cursor: number 0 and hash "" before the indexer's first block.
 func readHead(ctx context.Context, conn *pgx.Conn) (int64, string, error) {
-	var number *int64
-	var hash []byte
-	err := conn.QueryRow(ctx, `SELECT number, hash FROM indexer.head`).Scan(&number, &hash)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, "", nil
-	}
+	h, err := store.ReadHead(ctx, conn)
 	if err != nil {
 		return 0, "", fmt.Errorf("read the indexer's head: %w", err)
 	}
-	if number == nil {
+	if h == nil {
 		return 0, "", nil
 	}
-	return *number, common.BytesToHash(hash).Hex(), nil
+	return h.Number, h.Hash.Hex(), nil
 }
 
 // followReplay is the change feed of a hot standby, which refuses LISTEN (and whose primary's

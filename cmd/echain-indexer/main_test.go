@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/echain/echain-indexer/config"
 	"github.com/echain/echain-indexer/devchain"
+	"github.com/echain/echain-indexer/store"
 	"github.com/echain/echain-indexer/store/storetest"
 )
 
@@ -315,18 +317,17 @@ func headOf(t *testing.T, dbURL string) (int64, string) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	var n *int64
-	var h []byte
-	if err := conn.QueryRow(ctx, `SELECT number, hash FROM indexer.head`).Scan(&n, &h); err != nil {
-		if strings.Contains(err.Error(), "does not exist") {
-			return -1, ""
-		}
-		t.Fatal(err)
-	}
-	if n == nil {
+	h, err := store.ReadHead(ctx, conn)
+	if errors.Is(err, store.ErrNotMigrated) {
 		return -1, ""
 	}
-	return *n, fmt.Sprintf("0x%x", h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h == nil {
+		return -1, ""
+	}
+	return h.Number, h.Hash.Hex()
 }
 
 func liveOf(url string) (*liveStatus, error) {

@@ -18,6 +18,9 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/echain/echain-indexer/devchain"
+	"github.com/echain/echain-indexer/schema"
+	"github.com/echain/echain-indexer/store"
+	"github.com/echain/echain-indexer/store/ddl"
 	"github.com/echain/echain-indexer/store/storetest"
 )
 
@@ -413,36 +416,21 @@ func entityCounts(t *testing.T, db string) map[string][2]int64 {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, `SELECT c.relname, EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'block_range')
-		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'entities' AND c.relkind = 'r'`)
+	sch, err := schema.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
-	type tbl struct {
-		name    string
-		mutable bool
+	layout, err := ddl.Build(sch)
+	if err != nil {
+		t.Fatal(err)
 	}
-	var tables []tbl
-	for rows.Next() {
-		var x tbl
-		if err := rows.Scan(&x.name, &x.mutable); err != nil {
-			t.Fatal(err)
-		}
-		tables = append(tables, x)
-	}
-	rows.Close()
 	out := map[string][2]int64{}
-	for _, x := range tables {
-		cur := "true"
-		if x.mutable {
-			cur = "upper_inf(block_range)"
-		}
-		q := fmt.Sprintf(`SELECT count(*), count(*) FILTER (WHERE %s) FROM "entities".%q`, cur, x.name)
-		var v, c int64
-		if err := conn.QueryRow(ctx, q).Scan(&v, &c); err != nil {
+	for _, tb := range layout.Tables {
+		v, c, err := store.CountVersions(ctx, conn, tb)
+		if err != nil {
 			t.Fatal(err)
 		}
-		out[fmt.Sprintf(`"entities".%q`, x.name)] = [2]int64{v, c}
+		out[tb.Name] = [2]int64{v, c}
 	}
 	return out
 }

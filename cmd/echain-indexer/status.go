@@ -264,13 +264,8 @@ func entitySizes(ctx context.Context, st *store.Store, count bool) ([]entityRepo
 				return nil, 0, fmt.Errorf("status: %w", err)
 			}
 		} else {
-			current := "true"
-			if !t.Type.Immutable {
-				current = `upper_inf(block_range)`
-			}
-			err := pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE `+current+`) FROM `+t.Name).Scan(&er.Versions, &er.Current)
-			if err != nil {
-				return nil, 0, fmt.Errorf("status: count %s: %w", t.Name, err)
+			if er.Versions, er.Current, err = store.CountVersions(ctx, pool, t); err != nil {
+				return nil, 0, fmt.Errorf("status: %w", err)
 			}
 			er.Exact = true
 		}

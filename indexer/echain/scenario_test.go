@@ -11,6 +11,7 @@ import (
 
 	"github.com/echain/echain-indexer/devchain"
 	"github.com/echain/echain-indexer/indexer/echain/echaintest"
+	"github.com/echain/echain-indexer/store/ddl"
 )
 
 func gwei(n int64) *big.Int { return new(big.Int).Mul(big.NewInt(n), big.NewInt(params.GWei)) }
@@ -259,8 +260,8 @@ func TestMappingsMatchOracle(t *testing.T) {
 		sql string
 		arg string
 	}{
-		{`UPDATE entities.` + x.sch.Type("Ticket").Table + ` SET owner = '\x01' WHERE id = $1 AND upper_inf(block_range)`, e1 + "-3"},
-		{`DELETE FROM entities.` + x.sch.Type("Transfer").Table + ` WHERE id = $1`, mintID},
+		{`UPDATE ` + ddl.TableName(x.sch.Type("Ticket")) + ` SET owner = '\x01' WHERE id = $1 AND ` + ddl.Current(""), e1 + "-3"},
+		{`DELETE FROM ` + ddl.TableName(x.sch.Type("Transfer")) + ` WHERE id = $1`, mintID},
 	} {
 		if tag, err := x.st.Pool().Exec(x.ctx, q.sql, q.arg); err != nil || tag.RowsAffected() != 1 {
 			t.Fatalf("%s: %v (%v)", q.sql, err, tag)

@@ -13,21 +13,6 @@ import (
 	"github.com/echain/echain-indexer/schema"
 )
 
-// Schemas and roles of the layout.
-const (
-	EntitySchema = "entities"      // versioned entity tables
-	ViewSchema   = "echain"        // analyst views of current state
-	ReaderRole   = "echain_reader" // read-only role for the views
-)
-
-// System columns. A schema field whose column would take one of these names is rejected.
-const (
-	ColVid        = "vid"         // version id, assigned by the writer in block order
-	ColBlockRange = "block_range" // mutable tables: the blocks a version is visible at
-	ColBlock      = "block"       // immutable tables: the block the entity was created at
-	ColViewBlock  = "_block"      // views: the block the shown version was written at
-)
-
 // Table is the layout of one entity type.
 type Table struct {
 	Type *schema.EntityType
@@ -122,14 +107,15 @@ func Build(s *schema.Schema) (*Layout, error) {
 }
 
 func build(t *schema.EntityType) *Table {
-	name := Quote(EntitySchema) + "." + Quote(t.Table)
+	name := TableName(t)
 	tb := &Table{Type: t, Name: name}
 	var cols []string
-	cols = append(cols, Quote(ColVid)+" int8 NOT NULL PRIMARY KEY")
+	sys := SystemColumns(t)
+	cols = append(cols, Quote(sys[0])+" int8 NOT NULL PRIMARY KEY")
 	if t.Immutable {
-		cols = append(cols, Quote(ColBlock)+" int4 NOT NULL")
+		cols = append(cols, Quote(sys[1])+" int4 NOT NULL")
 	} else {
-		cols = append(cols, Quote(ColBlockRange)+" int4range NOT NULL")
+		cols = append(cols, Quote(sys[1])+" int4range NOT NULL")
 	}
 	for _, c := range t.Columns {
 		col := Quote(c.Column) + " " + c.SQLType()
@@ -149,7 +135,7 @@ func build(t *schema.EntityType) *Table {
 	// much per COPYed row; uniqueness is the writer's job until the deferred unique btree exists.
 	current := ""
 	if !t.Immutable {
-		current = " WHERE upper_inf(" + Quote(ColBlockRange) + ")"
+		current = " WHERE " + Current("")
 	}
 	tb.Create = append(tb.Create, fmt.Sprintf("CREATE INDEX IF NOT EXISTS %s ON %s USING hash (%s)%s",
 		Quote(IndexName(t.Table, "id", "hash")), name, Quote("id"), current))
@@ -168,7 +154,7 @@ func build(t *schema.EntityType) *Table {
 		add("id_current", "UNIQUE (id)"+current)
 		tb.Deferred[0].Replaces = hash
 		// Time travel by id: the versions of an id in block order.
-		add("id_versions", "(id, lower(block_range))")
+		add("id_versions", "(id, "+VersionStart(t, "")+")")
 	}
 	for _, c := range t.Columns[1:] {
 		if !Indexed(c) {
@@ -244,11 +230,9 @@ func view(t *schema.EntityType, table string) []string {
 		}
 	}
 	where := ""
-	if t.Immutable {
-		sel = append(sel, Quote(ColBlock)+" AS "+Quote(ColViewBlock))
-	} else {
-		sel = append(sel, "lower("+Quote(ColBlockRange)+") AS "+Quote(ColViewBlock))
-		where = "\nWHERE upper_inf(" + Quote(ColBlockRange) + ")"
+	sel = append(sel, VersionStart(t, "")+" AS "+Quote(ColViewBlock))
+	if !t.Immutable {
+		where = "\nWHERE " + Current("")
 	}
 	out := []string{
 		fmt.Sprintf("DROP VIEW IF EXISTS %s", vname),

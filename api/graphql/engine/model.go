@@ -5,10 +5,8 @@ import (
 	"strings"
 
 	"github.com/echain/echain-indexer/schema"
+	"github.com/echain/echain-indexer/store/ddl"
 )
-
-// entitySchema is the PostgreSQL schema holding one table per entity type (docs/ARCHITECTURE.md).
-const entitySchema = "entities"
 
 // op is a filter operator: the suffix of a filter key (field_gt) or the nested filter (field_).
 type op int
@@ -123,12 +121,10 @@ type model struct {
 	byName map[string]*entity
 }
 
-func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
-
 func newModel(sch *schema.Schema) (*model, error) {
 	m := &model{sch: sch, byName: map[string]*entity{}}
 	for i, t := range sch.Types {
-		e := &entity{EntityType: t, index: i, table: quoteIdent(entitySchema) + "." + quoteIdent(t.Table),
+		e := &entity{EntityType: t, index: i, table: ddl.TableName(t),
 			derived: map[int]*derivedInfo{}, filterKeys: map[string]filterKey{}, orderKeys: map[string]orderKey{}}
 		cols := make([]int, len(t.Columns))
 		for i := range cols {
@@ -173,7 +169,7 @@ func newModel(sch *schema.Schema) (*model, error) {
 // selectExpr is how a column is read: numerics as text (they are sent as decimal strings and
 // must not pass through floats), lists as JSON text.
 func selectExpr(alias string, f *schema.Field) string {
-	c := alias + "." + quoteIdent(f.Column)
+	c := alias + "." + ddl.Quote(f.Column)
 	switch {
 	case f.List:
 		return "to_json(" + c + ")::text"

@@ -10,15 +10,12 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/echain/echain-indexer/store"
 )
 
-// blockInfo describes a block for _meta.
-type blockInfo struct {
-	Number     int64
-	Hash       []byte // nil when the indexer no longer keeps it
-	ParentHash []byte
-	Timestamp  *int64
-}
+// blockInfo describes a block for _meta; Hash is nil when the indexer no longer keeps it.
+type blockInfo = store.ReadBlock
 
 // session is one query's view of the store: a REPEATABLE READ READ ONLY transaction, so the
 // cursor and every entity a response shows come from the same committed state, whatever the
@@ -66,9 +63,8 @@ func sessionFrom(ctx context.Context) (*session, error) {
 // plan cache mode PostgreSQL keeps planning a fresh custom plan on every execution for most of
 // them (planning a query over a table with fifteen indexes costs 0.2-1 ms, more than running it),
 // so the API's transactions use the generic plan: one plan per statement and connection.
-const headSQL = `SELECT set_config('statement_timeout', $1, true), set_config('plan_cache_mode', 'force_generic_plan', true),
-  h.number, h.hash, h.parent_hash, h."timestamp", h.history_from, (SELECT min(block) FROM indexer.indexing_errors)
-FROM (SELECT 1) one LEFT JOIN indexer.head h ON true`
+// Assigned once here and never changed.
+var headSQL = store.CursorQuery("set_config('statement_timeout', $1, true)", "set_config('plan_cache_mode', 'force_generic_plan', true)")
 
 func (s *session) builder(b bound) *builder {
 	return &builder{m: s.e.m, b: b, collate: s.collate}
@@ -161,22 +157,13 @@ func (s *session) begin(ctx context.Context, spec *BlockHeight, q string, args [
 		return s.fail(ctx, fmt.Errorf("begin: %w", err))
 	}
 	s.tx = br.Tx()
-	var (
-		number, ts, histFrom, errBlock *int64
-		hash, parent                   []byte
-		setting                        string
-	)
-	if err := br.QueryRow().Scan(&setting, &setting, &number, &hash, &parent, &ts, &histFrom, &errBlock); err != nil {
+	var setting string
+	cur, err := store.ScanCursor(br.QueryRow(), &setting, &setting)
+	if err != nil {
 		br.Close()
-		return s.fail(ctx, fmt.Errorf("read the cursor: %w", err))
+		return s.fail(ctx, err)
 	}
-	if number != nil {
-		s.head = &blockInfo{Number: *number, Hash: hash, ParentHash: parent, Timestamp: ts}
-	}
-	if histFrom != nil {
-		s.historyN = *histFrom
-	}
-	s.errorBlock = errBlock
+	s.head, s.historyN, s.errorBlock = cur.Head, cur.HistoryFrom, cur.ErrorBlock
 	if q == "" {
 		if err := br.Close(); err != nil {
 			return s.fail(ctx, err)
@@ -349,17 +336,16 @@ func (s *session) numberOfHash(ctx context.Context, h Bytes) (int64, error) {
 	if s.head != nil && string(s.head.Hash) == string(raw) {
 		return s.head.Number, nil
 	}
-	var n int64
 	s.statements++
 	s.roundTrips++
 	sctx, cancel := s.stmtCtx(ctx)
 	defer cancel()
-	err = s.conn.QueryRow(sctx, `SELECT number FROM indexer.blocks WHERE hash = $1`, raw).Scan(&n)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, errorf(codeBlockUnknown, "Failed to decode `block.hash` value: no block with hash %s is known to the indexer (it keeps the hashes of the unfinalized blocks only; use block.number for older blocks)", h)
-	}
+	n, ok, err := store.WindowBlockByHash(sctx, s.conn, raw)
 	if err != nil {
 		return 0, s.fail(ctx, err)
+	}
+	if !ok {
+		return 0, errorf(codeBlockUnknown, "Failed to decode `block.hash` value: no block with hash %s is known to the indexer (it keeps the hashes of the unfinalized blocks only; use block.number for older blocks)", h)
 	}
 	return n, nil
 }
@@ -369,20 +355,17 @@ func (s *session) blockAt(ctx context.Context, n int64) (*blockInfo, error) {
 	if s.head != nil && n == s.head.Number {
 		return s.head, nil
 	}
-	bi := &blockInfo{Number: n}
-	var ts int64
 	s.statements++
 	s.roundTrips++
 	sctx, cancel := s.stmtCtx(ctx)
 	defer cancel()
-	err := s.conn.QueryRow(sctx, `SELECT hash, parent_hash, "timestamp" FROM indexer.blocks WHERE number = $1`, n).Scan(&bi.Hash, &bi.ParentHash, &ts)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return bi, nil
-	case err != nil:
+	bi, err := store.WindowBlock(sctx, s.conn, n)
+	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	bi.Timestamp = &ts
+	if bi == nil {
+		return &blockInfo{Number: n}, nil
+	}
 	return bi, nil
 }
 

@@ -6,11 +6,12 @@ import (
 	"strings"
 
 	"github.com/echain/echain-indexer/schema"
+	"github.com/echain/echain-indexer/store/ddl"
 )
 
 // bound is the block a read is answered at.
 type bound struct {
-	current bool  // the latest state: the snapshot's head (upper_inf ranges)
+	current bool  // the latest state: the snapshot's head (current versions)
 	at      int64 // when !current
 }
 
@@ -41,16 +42,10 @@ func (q *builder) alias() string {
 
 // visible restricts alias to the versions visible at the bound; "" means all rows are visible.
 func (q *builder) visible(e *entity, alias string) string {
-	if e.Immutable {
-		if q.b.current {
-			return ""
-		}
-		return alias + ".block <= " + q.param(int32(q.b.at)) + "::int4"
-	}
 	if q.b.current {
-		return "upper_inf(" + alias + ".block_range)"
+		return ddl.Visible(e.EntityType, alias, "")
 	}
-	return alias + ".block_range @> " + q.param(int32(q.b.at)) + "::int4"
+	return ddl.Visible(e.EntityType, alias, q.param(int32(q.b.at))+"::int4")
 }
 
 func and(conds ...string) string {
@@ -71,7 +66,7 @@ func where(conds ...string) string {
 	return " WHERE " + c
 }
 
-func col(alias string, f *schema.Field) string { return alias + "." + quoteIdent(f.Column) }
+func col(alias string, f *schema.Field) string { return alias + "." + ddl.Quote(f.Column) }
 
 // textual kinds are stored as text; their order is byte order (graph-node runs on the C locale).
 func textual(f *schema.Field) bool {
@@ -202,10 +197,7 @@ func (q *builder) changeBlock(e *entity, alias string, v any) (string, error) {
 	if err != nil {
 		return "", errorf(codeBadFilter, "where: _change_block.number_gte: %v", err)
 	}
-	if e.Immutable {
-		return alias + ".block >= " + q.param(n) + "::int4", nil
-	}
-	return "lower(" + alias + ".block_range) >= " + q.param(n) + "::int4", nil
+	return ddl.ChangedSince(e.EntityType, alias, q.param(n)+"::int4"), nil
 }
 
 func (q *builder) condition(e *entity, alias, key string, fk filterKey, v any, depth int) (string, error) {

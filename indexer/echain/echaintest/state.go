@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/echain/echain-indexer/schema"
+	"github.com/echain/echain-indexer/store/ddl"
 )
 
 // Entity is one entity's stored fields by GraphQL field name (id included), in the form a
@@ -132,10 +134,9 @@ type Querier interface {
 // Current asks ReadStore for the current rows rather than the state as of a block.
 const Current int64 = -1
 
-// ReadStore reads every entity table of the schema (schema "entities", names from the schema
-// model) into a State: the current versions when atBlock is Current, else the versions visible
-// at that block (block_range contains atBlock for mutable types, block <= atBlock for immutable
-// ones).
+// ReadStore reads every entity table of the schema into a State: the current versions when
+// atBlock is Current, else the versions visible at that block (the layout's own visibility
+// condition, store/ddl.Visible).
 func ReadStore(ctx context.Context, db Querier, sch *schema.Schema, atBlock int64) (State, error) {
 	st := State{}
 	for _, t := range sch.Types {
@@ -143,17 +144,15 @@ func ReadStore(ctx context.Context, db Querier, sch *schema.Schema, atBlock int6
 		for _, c := range t.Columns {
 			sel = append(sel, selectExpr(c))
 		}
-		where := "upper_inf(block_range)"
-		switch {
-		case t.Immutable && atBlock == Current:
-			where = "true"
-		case t.Immutable:
-			where = fmt.Sprintf("block <= %d", atBlock)
-		case atBlock != Current:
-			// block_range @> B, written so that int4range and int8range both take it.
-			where = fmt.Sprintf("lower(block_range) <= %d AND (upper_inf(block_range) OR upper(block_range) > %d)", atBlock, atBlock)
+		at := ""
+		if atBlock != Current {
+			at = strconv.FormatInt(atBlock, 10)
 		}
-		q := fmt.Sprintf("SELECT %s FROM entities.%s WHERE %s", strings.Join(sel, ", "), pgx.Identifier{t.Table}.Sanitize(), where)
+		where := ddl.Visible(t, "", at)
+		if where == "" {
+			where = "true"
+		}
+		q := fmt.Sprintf("SELECT %s FROM %s WHERE %s", strings.Join(sel, ", "), ddl.TableName(t), where)
 		rows, err := db.Query(ctx, q)
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", t.Name, err)

@@ -13,6 +13,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/echain/echain-indexer/schema"
+	"github.com/echain/echain-indexer/store/ddl"
+	"github.com/echain/echain-indexer/store/storetest"
 )
 
 // Sizes of a bulk Echain dataset.
@@ -52,7 +54,6 @@ func hash32(kind byte, n int) []byte {
 func LoadBulk(ctx context.Context, pool *pgxpool.Pool, sch *schema.Schema, sz Sizes) (*Bulk, error) {
 	rnd := rand.New(rand.NewPCG(1, 2))
 	const head = bulkHead
-	open := pgtype.Range[pgtype.Int4]{Lower: pgtype.Int4{Int32: 1, Valid: true}, LowerType: pgtype.Inclusive, UpperType: pgtype.Unbounded, Valid: true}
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return nil, err
@@ -61,15 +62,8 @@ func LoadBulk(ctx context.Context, pool *pgxpool.Pool, sch *schema.Schema, sz Si
 	vid := int64(0)
 	copyRows := func(typ string, n int, row func(i int) map[string]any) error {
 		t := sch.Type(typ)
-		cols := []string{"vid"}
-		if t.Immutable {
-			cols = append(cols, "block")
-		} else {
-			cols = append(cols, "block_range")
-		}
-		for _, c := range t.Columns {
-			cols = append(cols, c.Column)
-		}
+		cols := storetest.CopyColumns(t)
+		open := storetest.CopyFrom(t, 1)
 		i := 0
 		src := pgx.CopyFromFunc(func() ([]any, error) {
 			if i >= n {
@@ -81,7 +75,7 @@ func LoadBulk(ctx context.Context, pool *pgxpool.Pool, sch *schema.Schema, sz Si
 			out := make([]any, 0, len(cols))
 			out = append(out, vid)
 			if t.Immutable {
-				out = append(out, int32(1+rnd.IntN(head)))
+				out = append(out, storetest.CopyFrom(t, int64(1+rnd.IntN(head))))
 			} else {
 				out = append(out, open)
 			}
@@ -94,7 +88,7 @@ func LoadBulk(ctx context.Context, pool *pgxpool.Pool, sch *schema.Schema, sz Si
 			}
 			return out, nil
 		})
-		_, err := conn.Conn().CopyFrom(ctx, pgx.Identifier{"entities", t.Table}, cols, src)
+		_, err := conn.Conn().CopyFrom(ctx, pgx.Identifier{ddl.EntitySchema, t.Table}, cols, src)
 		if err != nil {
 			return fmt.Errorf("copy %s: %w", typ, err)
 		}
@@ -175,8 +169,7 @@ func LoadBulk(ctx context.Context, pool *pgxpool.Pool, sch *schema.Schema, sz Si
 	}); err != nil {
 		return nil, err
 	}
-	if _, err := conn.Exec(ctx, `UPDATE indexer.head SET number = $1, hash = $2, parent_hash = $3, "timestamp" = $4`,
-		int64(head), hash32(9, head), hash32(9, head-1), int64(1_700_000_000)); err != nil {
+	if err := storetest.SetCursor(ctx, conn, storetest.Cursor{Number: head, Hash: hash32(9, head), ParentHash: hash32(9, head-1), Timestamp: 1_700_000_000}); err != nil {
 		return nil, err
 	}
 	if _, err := conn.Exec(ctx, "ANALYZE"); err != nil {

@@ -82,8 +82,8 @@ type Version struct {
 	Vals     Row
 }
 
-// Writer writes entity versions straight into the tables (the layout of docs/ARCHITECTURE.md)
-// and keeps them, so a test can ask what was visible at any block.
+// Writer writes entity versions straight into the tables (through storetest's raw writes, which
+// take the layout from store/ddl) and keeps them, so a test can ask what was visible at any block.
 type Writer struct {
 	Pool     *pgxpool.Pool
 	Sch      *schema.Schema
@@ -109,17 +109,8 @@ func (w *Writer) Put(ctx context.Context, typ string, block int64, vals Row) err
 		return err
 	}
 	w.vid++
-	cols := []string{"vid"}
-	exprs := []string{"$1"}
-	args := []any{w.vid}
-	if t.Immutable {
-		cols = append(cols, "block")
-		exprs = append(exprs, "$2::int4")
-	} else {
-		cols = append(cols, "block_range")
-		exprs = append(exprs, "int4range($2::int4, NULL)")
-	}
-	args = append(args, int32(block))
+	var cols, exprs []string
+	args := []any{w.vid, int32(block)}
 	for _, c := range t.Columns {
 		v, ok := vals[c.Name]
 		if !ok && c.NonNull {
@@ -129,8 +120,7 @@ func (w *Writer) Put(ctx context.Context, typ string, block int64, vals Row) err
 		args = append(args, sqlValue(c, v))
 		exprs = append(exprs, fmt.Sprintf("$%d::%s", len(args), castType(c)))
 	}
-	q := fmt.Sprintf("INSERT INTO entities.%s (%s) VALUES (%s)", quote(t.Table), strings.Join(cols, ", "), strings.Join(exprs, ", "))
-	if _, err := w.Pool.Exec(ctx, q, args...); err != nil {
+	if _, err := w.Pool.Exec(ctx, storetest.VersionInsert(t, cols, exprs), args...); err != nil {
 		return fmt.Errorf("put %s %s: %w", typ, id, err)
 	}
 	cp := Row{}
@@ -162,9 +152,7 @@ func (w *Writer) close(ctx context.Context, t *schema.EntityType, id string, blo
 	if t.Immutable {
 		return nil
 	}
-	_, err := w.Pool.Exec(ctx, fmt.Sprintf(`UPDATE entities.%s SET block_range = int4range(lower(block_range), $2::int4)
-WHERE id = $1 AND upper_inf(block_range)`, quote(t.Table)), id, int32(block))
-	return err
+	return storetest.EndCurrent(ctx, w.Pool, t, id, block)
 }
 
 // At returns the rows of typ visible at block, sorted by id.
@@ -188,14 +176,11 @@ type Block struct {
 
 // SetHead moves the cursor and records the block in the unfinalized window.
 func (w *Writer) SetHead(ctx context.Context, b Block, historyFrom int64) error {
-	if _, err := w.Pool.Exec(ctx, `UPDATE indexer.head SET number = $1, hash = $2, parent_hash = $3, "timestamp" = $4, history_from = $5`,
-		b.Number, b.Hash, b.ParentHash, b.Timestamp, historyFrom); err != nil {
+	c := storetest.Cursor{Number: b.Number, Hash: b.Hash, ParentHash: b.ParentHash, Timestamp: b.Timestamp, HistoryFrom: historyFrom}
+	if err := storetest.SetCursor(ctx, w.Pool, c); err != nil {
 		return err
 	}
-	_, err := w.Pool.Exec(ctx, `INSERT INTO indexer.blocks (number, hash, parent_hash, "timestamp", first_vid) VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (number) DO UPDATE SET hash = EXCLUDED.hash, parent_hash = EXCLUDED.parent_hash, "timestamp" = EXCLUDED."timestamp"`,
-		b.Number, b.Hash, b.ParentHash, b.Timestamp, w.vid+1)
-	return err
+	return storetest.PutWindowBlock(ctx, w.Pool, c, w.vid+1)
 }
 
 // Analyze refreshes planner statistics after seeding.
@@ -335,8 +320,7 @@ func KeptDB(t testing.TB, sch *schema.Schema, name string, load func(*pgxpool.Po
 		if err != nil {
 			t.Fatal(err)
 		}
-		var n *int64
-		if err := pool.QueryRow(ctx, "SELECT number FROM indexer.head").Scan(&n); err == nil && n != nil {
+		if h, err := store.ReadHead(ctx, pool); err == nil && h != nil {
 			t.Cleanup(pool.Close)
 			return pool
 		}
