@@ -87,8 +87,12 @@ type Field struct {
 	ElemNonNull bool   // list elements are non-null
 	DerivedFrom string // for a derived field, the field of Ref that points back; such fields are not stored
 	Index       bool   // @index: the store builds a secondary index for the field beyond its default set
-	Description string
-	Line        int
+	// IndexOrderBy (@index(orderBy: ["createdAt"])) names the fields that pages filtered on this
+	// one are ordered by: the store builds an index (field, orderBy, id) for each, so such a
+	// page walks the index instead of sorting every matching row.
+	IndexOrderBy []string
+	Description  string
+	Line         int
 }
 
 // Stored reports whether the field has a column (derived fields are virtual).
@@ -211,6 +215,15 @@ func Parse(file, src string) (*Schema, error) {
 	}
 	for _, t := range s.Types {
 		for _, f := range t.Fields {
+			for _, by := range f.IndexOrderBy {
+				o := t.byName[by]
+				if !f.Stored() || f.List {
+					return nil, fmt.Errorf("%s:%d: field %s.%s: @index(orderBy:) needs a stored field that is not a list", file, f.Line, t.Name, f.Name)
+				}
+				if o == nil || !o.Stored() || o.List || o.Kind == KindString || o == f {
+					return nil, fmt.Errorf("%s:%d: field %s.%s: @index(orderBy: %q) needs another stored field of %s that is not a list or a String", file, f.Line, t.Name, f.Name, by, t.Name)
+				}
+			}
 			if f.Kind != KindEntity {
 				continue
 			}
@@ -258,7 +271,29 @@ func (s *Schema) field(fd *ast.FieldDefinition, fail func(*ast.Position, string,
 		}
 		f.DerivedFrom = a.Value.Raw
 	}
-	f.Index = fd.Directives.ForName("index") != nil
+	if d := fd.Directives.ForName("index"); d != nil {
+		a := d.Arguments.ForName("orderBy")
+		if a == nil {
+			f.Index = true
+		} else {
+			if a.Value == nil {
+				return nil, fail(fd.Position, "field %s: @index(orderBy:) needs a field name or a list of them", fd.Name)
+			}
+			vals := []*ast.Value{a.Value}
+			if a.Value.Kind == ast.ListValue {
+				vals = nil
+				for _, c := range a.Value.Children {
+					vals = append(vals, c.Value)
+				}
+			}
+			for _, v := range vals {
+				if v == nil || v.Kind != ast.StringValue || v.Raw == "" {
+					return nil, fail(fd.Position, "field %s: @index(orderBy:) needs a field name or a list of them", fd.Name)
+				}
+				f.IndexOrderBy = append(f.IndexOrderBy, v.Raw)
+			}
+		}
+	}
 	if f.Kind == KindEntity && f.List && f.DerivedFrom == "" {
 		return nil, fail(fd.Position, "field %s: lists of entities must be @derivedFrom (stored entity lists are not supported)", fd.Name)
 	}

@@ -168,6 +168,7 @@ CREATE INDEX IF NOT EXISTS "event_end_time" ON "entities"."event" ("end_time", i
 CREATE INDEX IF NOT EXISTS "event_created_at" ON "entities"."event" ("created_at", id) WHERE upper_inf("block_range");
 CREATE INDEX IF NOT EXISTS "event_created_at_block" ON "entities"."event" ("created_at_block", id) WHERE upper_inf("block_range");
 CREATE INDEX IF NOT EXISTS "event_updated_at" ON "entities"."event" ("updated_at", id) WHERE upper_inf("block_range");
+CREATE INDEX IF NOT EXISTS "event_organizer_created_at" ON "entities"."event" ("organizer", "created_at", id) WHERE upper_inf("block_range");
 CREATE UNIQUE INDEX IF NOT EXISTS "ticket_id_current" ON "entities"."ticket" (id) WHERE upper_inf("block_range");
 DROP INDEX IF EXISTS "entities"."ticket_id_hash";
 CREATE INDEX IF NOT EXISTS "ticket_id_versions" ON "entities"."ticket" (id, lower("block_range"));
@@ -178,6 +179,8 @@ CREATE INDEX IF NOT EXISTS "ticket_original_owner" ON "entities"."ticket" ("orig
 CREATE INDEX IF NOT EXISTS "ticket_used_at" ON "entities"."ticket" ("used_at", id) WHERE upper_inf("block_range");
 CREATE INDEX IF NOT EXISTS "ticket_created_at" ON "entities"."ticket" ("created_at", id) WHERE upper_inf("block_range");
 CREATE INDEX IF NOT EXISTS "ticket_updated_at" ON "entities"."ticket" ("updated_at", id) WHERE upper_inf("block_range");
+CREATE INDEX IF NOT EXISTS "ticket_event_token_id" ON "entities"."ticket" ("event", "token_id", id) WHERE upper_inf("block_range");
+CREATE INDEX IF NOT EXISTS "ticket_owner_created_at" ON "entities"."ticket" ("owner", "created_at", id) WHERE upper_inf("block_range");
 CREATE UNIQUE INDEX IF NOT EXISTS "transfer_id" ON "entities"."transfer" (id);
 DROP INDEX IF EXISTS "entities"."transfer_id_hash";
 CREATE INDEX IF NOT EXISTS "transfer_ticket" ON "entities"."transfer" ("ticket", id);
@@ -186,6 +189,7 @@ CREATE INDEX IF NOT EXISTS "transfer_to" ON "entities"."transfer" ("to", id);
 CREATE INDEX IF NOT EXISTS "transfer_transaction_hash" ON "entities"."transfer" ("transaction_hash", id);
 CREATE INDEX IF NOT EXISTS "transfer_block_number" ON "entities"."transfer" ("block_number", id);
 CREATE INDEX IF NOT EXISTS "transfer_timestamp" ON "entities"."transfer" ("timestamp", id);
+CREATE INDEX IF NOT EXISTS "transfer_ticket_timestamp" ON "entities"."transfer" ("ticket", "timestamp", id);
 CREATE UNIQUE INDEX IF NOT EXISTS "transaction_id" ON "entities"."transaction" (id);
 DROP INDEX IF EXISTS "entities"."transaction_id_hash";
 CREATE INDEX IF NOT EXISTS "transaction_event" ON "entities"."transaction" ("event", id);
@@ -207,6 +211,7 @@ CREATE INDEX IF NOT EXISTS "listing_seller" ON "entities"."listing" ("seller", i
 CREATE INDEX IF NOT EXISTS "listing_buyer" ON "entities"."listing" ("buyer", id) WHERE upper_inf("block_range");
 CREATE INDEX IF NOT EXISTS "listing_created_at" ON "entities"."listing" ("created_at", id) WHERE upper_inf("block_range");
 CREATE INDEX IF NOT EXISTS "listing_updated_at" ON "entities"."listing" ("updated_at", id) WHERE upper_inf("block_range");
+CREATE INDEX IF NOT EXISTS "listing_event_price" ON "entities"."listing" ("event", "price", id) WHERE upper_inf("block_range");
 CREATE UNIQUE INDEX IF NOT EXISTS "attendance_id" ON "entities"."attendance" (id);
 DROP INDEX IF EXISTS "entities"."attendance_id_hash";
 CREATE INDEX IF NOT EXISTS "attendance_event" ON "entities"."attendance" ("event", id);

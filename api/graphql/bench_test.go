@@ -144,7 +144,7 @@ func BenchmarkQueries(b *testing.B) {
 // keeps one HTTP/1.1 connection and writes the request and reads the response itself (status
 // line, Content-Length, body into a reused buffer) instead of going through net/http's client,
 // which cost about a tenth of the CPU of a query.
-func loadgen(b *testing.B, url string, clients int, query string, vars func(*rand.Rand) map[string]any) {
+func loadgen(b *testing.B, url string, clients int, query string, vars func(*rand.Rand) map[string]any) (p50ms float64) {
 	host := strings.TrimPrefix(url, "http://")
 	prefix, _ := json.Marshal(query)
 	prefix = append([]byte(`{"query":`), prefix...)
@@ -214,6 +214,7 @@ func loadgen(b *testing.B, url string, clients int, query string, vars func(*ran
 	if f := failed.Load(); f > 0 {
 		b.Fatalf("%d of %d requests failed; first: %v", f, b.N, firstErr.Load())
 	}
+	return pct(0.50)
 }
 
 // readResponse reads one HTTP/1.1 response with a Content-Length (the API sets it on every

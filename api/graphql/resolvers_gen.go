@@ -13,7 +13,7 @@ import (
 // Binding ties the generated resolvers to the engine.
 func Binding() engine.Binding {
 	return engine.Binding{
-		Fingerprint: "2fad1fbd43b9ace856690ebb70fcb88233c7aac92f41c605dce1b57e4334617f",
+		Fingerprint: "2a8db013bf6dd13380911c61066de08a1d2a6941a9ea2318826ffa68376a78ae",
 		Root:        func(e *engine.Engine) any { return &queryResolver{e: e} },
 		Resolver:    newResolver,
 	}

@@ -172,6 +172,20 @@ func build(t *schema.EntityType) *Table {
 		}
 		add(c.Column, fmt.Sprintf("(%s, id)%s", key, current))
 	}
+	// Pages filtered on one field and ordered by another (a holder's tickets newest first, an
+	// organizer's events, an event's listings by price): the index yields them in order, so a
+	// page reads its rows and stops, where (field, id) would read and sort every match. Current
+	// rows only; time travel filters through the field's own index.
+	for _, c := range t.Columns[1:] {
+		key := Quote(c.Column)
+		if c.Kind == schema.KindString {
+			key = StringIndexExpr(c.Column)
+		}
+		for _, by := range c.IndexOrderBy {
+			o := t.Field(by)
+			add(c.Column+"_"+o.Column, fmt.Sprintf("(%s, %s, id)%s", key, Quote(o.Column), current))
+		}
+	}
 	tb.View = view(t, name)
 	return tb
 }

@@ -121,3 +121,44 @@ func TestIndexNameFitsPostgres(t *testing.T) {
 		t.Fatalf("index name %q", n)
 	}
 }
+
+// @index(orderBy:) adds one (field, orderBy, id) index per named field: current rows of a mutable
+// table, every row of an immutable one.
+func TestIndexOrderBy(t *testing.T) {
+	sdl := strings.Replace(base, "  owner: Bytes!\n", "  owner: Bytes! @index(orderBy: [\"createdAt\", \"price\"])\n", 1)
+	sdl = strings.Replace(sdl, "  timestamp: Int8!\n", "  timestamp: Int8!\n  a: A! @index(orderBy: \"timestamp\")\n", 1)
+	l, err := Build(parse(t, sdl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for typ, want := range map[string][]string{
+		"A": {`CREATE INDEX IF NOT EXISTS "a_owner_created_at" ON "entities"."a" ("owner", "created_at", id) WHERE upper_inf("block_range")`,
+			`CREATE INDEX IF NOT EXISTS "a_owner_price" ON "entities"."a" ("owner", "price", id) WHERE upper_inf("block_range")`},
+		"B": {`CREATE INDEX IF NOT EXISTS "b_a_timestamp" ON "entities"."b" ("a", "timestamp", id)`},
+	} {
+		have := map[string]bool{}
+		for _, ix := range l.Table(typ).Deferred {
+			have[ix.Create] = true
+		}
+		for _, w := range want {
+			if !have[w] {
+				t.Errorf("%s: missing %s", typ, w)
+			}
+		}
+	}
+	// The plain field index stays: it filters without an order and serves time travel.
+	if !strings.Contains(l.Table("A").Deferred[2].Create, `("owner", id)`) {
+		t.Errorf("owner's own index: %s", l.Table("A").Deferred[2].Create)
+	}
+	for bad, want := range map[string]string{
+		`owner: Bytes! @index(orderBy: "nope")`:  `@index(orderBy: "nope") needs another stored field of A`,
+		`owner: Bytes! @index(orderBy: "title")`: `@index(orderBy: "title") needs another stored field of A that is not a list or a String`,
+		`owner: Bytes! @index(orderBy: "tags")`:  `@index(orderBy: "tags")`,
+		`owner: Bytes! @index(orderBy: 3)`:       `@index(orderBy:) needs a field name or a list of them`,
+	} {
+		_, err := schema.Parse("t.graphql", strings.Replace(base, "owner: Bytes!", bad, 1))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: got %v, want %q", bad, err, want)
+		}
+	}
+}

@@ -27,16 +27,22 @@ type Execer interface {
 // the version is visible from ($2, int4) and then the given column expressions, in order (the
 // caller numbers their parameters from $3).
 func VersionInsert(t *schema.EntityType, columns, exprs []string) string {
-	from := "$2::int4"
-	if !t.Immutable {
-		from = ddl.OpenFrom(from)
-	}
+	from := VisibleFrom(t, "$2::int4")
 	cols := ddl.SystemColumns(t)
 	for i, c := range cols {
 		cols[i] = ddl.Quote(c)
 	}
 	vals := append([]string{"$1", from}, exprs...)
 	return "INSERT INTO " + ddl.TableName(t) + " (" + strings.Join(append(cols, columns...), ", ") + ") VALUES (" + strings.Join(vals, ", ") + ")"
+}
+
+// VisibleFrom is the SQL value of the block column (the second of CopyColumns) of a new
+// version of t visible from block on; block is an int4 expression.
+func VisibleFrom(t *schema.EntityType, block string) string {
+	if t.Immutable {
+		return block
+	}
+	return ddl.OpenFrom(block)
 }
 
 // EndCurrent ends the current version of entity id of the mutable type t at block: it stays
