@@ -77,7 +77,7 @@ func TestEnsureIndexesAndIndexOnlyLookups(t *testing.T) {
 	}
 
 	// An index a killed build left invalid is rebuilt.
-	if _, err := s.Pool().Exec(ctx, `UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'entities.ticket_owner'::regclass`); err != nil {
+	if _, err := s.Pool().Exec(ctx, `UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'entities.ticket_owner_created_at'::regclass`); err != nil {
 		t.Fatal(err)
 	}
 	if ready, _ := s.IndexesReady(ctx); ready {
@@ -105,8 +105,8 @@ func TestEnsureIndexesAndIndexOnlyLookups(t *testing.T) {
 	}
 	defer conn.Exec(ctx, "RESET ALL")
 	for q, idx := range map[string]string{
-		`SELECT id FROM entities.ticket WHERE id = '1-5' AND upper_inf(block_range)`:                                                                     "ticket_id_current",
-		`SELECT id FROM entities.ticket WHERE owner = '\x00000000000000000000000000000000000009'::bytea AND upper_inf(block_range) ORDER BY id LIMIT 10`: "ticket_owner",
+		`SELECT id FROM entities.ticket WHERE id = '1-5' AND upper_inf(block_range)`:                                                                                 "ticket_id_current",
+		`SELECT id FROM entities.ticket WHERE owner = '\x00000000000000000000000000000000000009'::bytea AND upper_inf(block_range) ORDER BY created_at, id LIMIT 10`: "ticket_owner_created_at",
 	} {
 		var plan []string
 		rows, err := conn.Query(ctx, "EXPLAIN (ANALYZE, COSTS OFF) "+q)

@@ -13,7 +13,7 @@ import (
 // Binding ties the generated resolvers to the engine.
 func Binding() engine.Binding {
 	return engine.Binding{
-		Fingerprint: "2a8db013bf6dd13380911c61066de08a1d2a6941a9ea2318826ffa68376a78ae",
+		Fingerprint: "25283d34b66a6a1053396c485f49d573f87fd382c4a10d857825901f20961d69",
 		Root:        func(e *engine.Engine) any { return &queryResolver{e: e} },
 		Resolver:    newResolver,
 	}

@@ -113,7 +113,11 @@ func ClosedAfter(alias, b string) string {
 }
 
 // OpenFrom is the value of a new mutable version's block range: visible from block from on.
-func OpenFrom(from string) string { return "int4range(" + from + ", NULL)" }
+func OpenFrom(from string) string { return BlockRange(from, "NULL") }
+
+// BlockRange is the value of a mutable version's block range: visible from block from until
+// block to (exclusive; "NULL" while current).
+func BlockRange(from, to string) string { return "int4range(" + from + ", " + to + ")" }
 
 // EndAt assigns a mutable version's block range its end: visible until block upper
 // (exclusive), or again open-ended when upper is "NULL" (a revert reopening it). alias is the

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -103,6 +104,35 @@ ON CONFLICT (number) DO UPDATE SET hash = EXCLUDED.hash, parent_hash = EXCLUDED.
 		c.Number, c.Hash, c.ParentHash, c.Timestamp, firstVid)
 	if err != nil {
 		return fmt.Errorf("record block %d in the window: %w", c.Number, err)
+	}
+	return nil
+}
+
+// InsertSeries inserts n versions of t with one INSERT ... SELECT over generate_series: g runs
+// from 0 to n-1 (int8) and may appear in every expression. Versions get vids vid0+1..vid0+n; block
+// is the SQL value of the block column (the second of CopyColumns: VisibleFrom, or a closed
+// range from ddl.BlockRange); exprs gives each field's value by field name. A non-null field
+// without a value is an error, a nullable one is NULL.
+func InsertSeries(ctx context.Context, db Execer, t *schema.EntityType, n int, vid0 int64, block string, exprs map[string]string) error {
+	cols := CopyColumns(t)
+	for i, c := range cols {
+		cols[i] = ddl.Quote(c)
+	}
+	sel := []string{strconv.FormatInt(vid0+1, 10) + " + g", block}
+	for _, c := range t.Columns {
+		x, ok := exprs[c.Name]
+		if !ok {
+			if c.NonNull {
+				return fmt.Errorf("%s: no value for %s", t.Name, c.Name)
+			}
+			x = "NULL"
+		}
+		sel = append(sel, x)
+	}
+	q := "INSERT INTO " + ddl.TableName(t) + " (" + strings.Join(cols, ", ") + ") SELECT " + strings.Join(sel, ", ") +
+		" FROM generate_series(0::int8, " + strconv.Itoa(n-1) + ") g"
+	if _, err := db.Exec(ctx, q); err != nil {
+		return fmt.Errorf("insert %d %s: %w", n, t.Name, err)
 	}
 	return nil
 }

@@ -4,12 +4,10 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/echain/echain-indexer/schema"
-	"github.com/echain/echain-indexer/store/ddl"
 	"github.com/echain/echain-indexer/store/storetest"
 )
 
@@ -63,25 +61,8 @@ func LoadFrontend(ctx context.Context, pool *pgxpool.Pool, sch *schema.Schema, s
 		if t == nil {
 			return fmt.Errorf("no type %s", typ)
 		}
-		cols := storetest.CopyColumns(t)
-		for i, c := range cols {
-			cols[i] = ddl.Quote(c)
-		}
-		sel := []string{strconv.FormatInt(vid+1, 10) + " + g", storetest.VisibleFrom(t, "1")}
-		for _, c := range t.Columns {
-			x, ok := exprs[c.Name]
-			if !ok {
-				if c.NonNull {
-					return fmt.Errorf("%s: no value for %s", typ, c.Name)
-				}
-				x = "NULL"
-			}
-			sel = append(sel, x)
-		}
-		q := "INSERT INTO " + ddl.TableName(t) + " (" + strings.Join(cols, ", ") + ") SELECT " + strings.Join(sel, ", ") +
-			" FROM generate_series(0::int8, " + strconv.Itoa(n-1) + ") g"
-		if _, err := pool.Exec(ctx, q); err != nil {
-			return fmt.Errorf("load %s: %w", typ, err)
+		if err := storetest.InsertSeries(ctx, pool, t, n, vid, storetest.VisibleFrom(t, "1"), exprs); err != nil {
+			return err
 		}
 		vid += int64(n)
 		return nil
