@@ -18,6 +18,7 @@ import (
 
 	"github.com/echain/echain-indexer/api/graphql/internal/gqltest"
 	"github.com/echain/echain-indexer/schema"
+	"github.com/echain/echain-indexer/store/ddl"
 )
 
 // The attacks of issue 20, each sent to the real handler over a real store. The bound each
@@ -238,7 +239,7 @@ func TestHostileDeadlineAndDisconnect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tx.Exec(ctx, `LOCK TABLE entities."event" IN ACCESS EXCLUSIVE MODE`); err != nil {
+	if _, err := tx.Exec(ctx, "LOCK TABLE "+ddl.TableName(sch.Type("Event"))+" IN ACCESS EXCLUSIVE MODE"); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
