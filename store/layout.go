@@ -15,14 +15,8 @@ import (
 // The accessors below are how readers outside the store (the GraphQL engine, subscriptions, the
 // status command, tests) see the system tables: names and block-range fragments are declared in
 // store/ddl/layout.go, and only this package reads or writes the tables. Each accessor takes the
-// Querier it runs on, so a reader can use it inside its own snapshot (a REPEATABLE READ
+// Querier (replica.go) it runs on, so a reader can use it inside its own snapshot (a REPEATABLE READ
 // transaction, a dedicated LISTEN connection) rather than the store's pool.
-
-// Querier runs one statement that returns one row: *pgxpool.Pool, *pgxpool.Conn, *pgx.Conn and
-// pgx.Tx satisfy it.
-type Querier interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
 
 // ReadCursor is the cursor as a reader's snapshot sees it.
 type ReadCursor struct {

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/echain/echain-indexer/migrations"
+	"github.com/echain/echain-indexer/store/ddl"
 )
 
 // ErrReadOnlyReplica is matched (errors.Is) by what a write to a hot standby fails with.
@@ -48,7 +49,7 @@ func PollHead(ctx context.Context, q Querier) (HeadPoll, error) {
 	var p HeadPoll
 	var number, nextVid *int64
 	var hash []byte
-	err := q.QueryRow(ctx, `SELECT pg_is_in_recovery(), h.number, h.hash, h.next_vid FROM (SELECT 1) one LEFT JOIN indexer.head h ON true`).
+	err := q.QueryRow(ctx, `SELECT pg_is_in_recovery(), h.number, h.hash, h.next_vid FROM (SELECT 1) one LEFT JOIN `+ddl.HeadTable+` h ON true`).
 		Scan(&p.InRecovery, &number, &hash, &nextVid)
 	if err != nil {
 		return p, fmt.Errorf("store: read the indexer's head: %w", notMigrated(err))
@@ -104,7 +105,7 @@ func (s *Store) checkReplica(ctx context.Context) error {
 	}
 	var applied int
 	var fingerprint *string
-	err = s.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM indexer.schema_migrations), (SELECT fingerprint FROM indexer.entity_schema)`).
+	err = s.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM `+ddl.MigrationsTable+`), (SELECT fingerprint FROM `+ddl.EntitySchemaTable+`)`).
 		Scan(&applied, &fingerprint)
 	if err != nil {
 		return fmt.Errorf("store: %w: its primary has not been migrated yet (start the indexer on the primary first): %w", ErrReadOnlyReplica, notMigrated(err))
