@@ -66,3 +66,16 @@ type Handler interface {
 	// Apply runs one block's logs through the mappings, in log order.
 	Apply(ctx context.Context, blk *Block, b Batch) error
 }
+
+// LateWriter is an optional Handler interface for entity changes that come from no log and are
+// learned in the background (the Echain mappings' metadata documents), so that no block waits for
+// them.
+type LateWriter interface {
+	// WriteLate runs in every commit after the commit's blocks are applied, with b positioned at
+	// the commit's head block: what it sets becomes a version at that block. It must write only
+	// what is ready and never wait for more.
+	WriteLate(ctx context.Context, head store.BlockPtr, b Batch) error
+	// Reverted says the store lost every block after `to` (a reorg or a re-sync), and with them
+	// whatever WriteLate wrote there.
+	Reverted(to int64)
+}
