@@ -554,3 +554,22 @@ func TestParseBytes(t *testing.T) {
 		}
 	}
 }
+
+// TestMetadataGatewayOff: an empty gateway or "off" (bare in YAML, where it reads as false)
+// turns metadata fetching off; an address without a scheme is still refused.
+func TestMetadataGatewayOff(t *testing.T) {
+	isolate(t)
+	for name, o := range map[string]Options{
+		"empty in file":   {File: writeFile(t, "metadata:\n  gateway: \"\"\n")},
+		"bare off":        {File: writeFile(t, "metadata:\n  gateway: off\n")},
+		"quoted off":      {File: writeFile(t, "metadata:\n  gateway: \"off\"\n")},
+		"off from a flag": {Set: map[string]string{"metadata.gateway": "off"}},
+	} {
+		if c := load(t, o); c.Metadata.Gateway != "" {
+			t.Errorf("%s: gateway %q, want off", name, c.Metadata.Gateway)
+		}
+	}
+	if msg := loadErr(t, Options{Set: map[string]string{"metadata.gateway": "ipfs.io"}}); !strings.Contains(msg, "metadata.gateway") {
+		t.Errorf("gateway without a scheme: %q", msg)
+	}
+}

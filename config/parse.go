@@ -315,10 +315,18 @@ func parseOrigins(raw any) ([]string, error) {
 	return items, nil
 }
 
+// parseGateway reads metadata.gateway: an http(s) URL, or empty or "off" for no metadata fetch
+// at all (kept as "").
 func parseGateway(raw any) (string, error) {
+	if raw == nil || raw == false { // YAML 1.1 reads a bare off as false
+		return "", nil
+	}
 	s, err := scalar(raw)
 	if err != nil {
 		return "", err
+	}
+	if t := strings.TrimSpace(s); t == "" || strings.EqualFold(t, "off") {
+		return "", nil
 	}
 	if err := checkURL(s, "http", "https"); err != nil {
 		return "", err

@@ -160,6 +160,11 @@ func (fl *Follower) commit(ctx context.Context, st *chainState, p *pending, fina
 	if !started[p.head.Number] {
 		b.StartBlock(p.head)
 	}
+	if lw, ok := fl.handler.(LateWriter); ok {
+		if err := lw.WriteLate(ctx, p.head, b); err != nil {
+			return fmt.Errorf("late writes at block %d: %w", p.head.Number, err)
+		}
+	}
 	// The finalized block itself stays in the window (the store is told one less): a fork right
 	// above it then still finds its common ancestor.
 	finalized = min(finalized, p.head.Number) - 1

@@ -58,11 +58,24 @@ type Handler interface {
 	// Discover returns the data sources a log creates, so that their logs are fetched from the
 	// same block on. It must be a pure function of the log.
 	Discover(log *types.Log) []store.DataSource
-	// Prepare fetches what Apply needs beyond logs and transactions (contract calls, metadata
-	// documents) for blocks about to be applied, into Block.Extra. It may run concurrently for
-	// different ranges, and while the follower fills Block.Txs of the same blocks (so it must
-	// not read Txs, only Known); it must not write entities.
+	// Prepare fetches what Apply needs beyond logs and transactions (contract calls; nothing
+	// that may hang, see LateWriter) for blocks about to be applied, into Block.Extra. It may
+	// run concurrently for different ranges, and while the follower fills Block.Txs of the same
+	// blocks (so it must not read Txs, only Known); it must not write entities.
 	Prepare(ctx context.Context, blocks []*Block) error
 	// Apply runs one block's logs through the mappings, in log order.
 	Apply(ctx context.Context, blk *Block, b Batch) error
+}
+
+// LateWriter is an optional Handler interface for entity changes that come from no log and are
+// learned in the background (the Echain mappings' metadata documents), so that no block waits for
+// them.
+type LateWriter interface {
+	// WriteLate runs in every commit after the commit's blocks are applied, with b positioned at
+	// the commit's head block: what it sets becomes a version at that block. It must write only
+	// what is ready and never wait for more.
+	WriteLate(ctx context.Context, head store.BlockPtr, b Batch) error
+	// Reverted says the store lost every block after `to` (a reorg or a re-sync), and with them
+	// whatever WriteLate wrote there.
+	Reverted(to int64)
 }

@@ -201,6 +201,9 @@ func (fl *Follower) reorg(ctx context.Context, st *chainState, h *types.Header) 
 		return fmt.Errorf("revert to block %d (%s): %w", ancestor.Number, ancestor.Hash, err)
 	}
 	st.revert(ancestor)
+	if lw, ok := fl.handler.(LateWriter); ok {
+		lw.Reverted(ancestor.Number)
+	}
 	took := time.Since(detected)
 	fl.metrics.reorgs.Inc()
 	fl.metrics.reorgDepth.Observe(float64(depth))

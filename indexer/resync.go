@@ -196,6 +196,9 @@ func (fl *Follower) revertForResync(ctx context.Context, st *chainState, from in
 		return fmt.Errorf("resync: revert to block %d: %w", to, err)
 	}
 	st.revert(ptr)
+	if lw, ok := fl.handler.(LateWriter); ok {
+		lw.Reverted(ptr.Number)
+	}
 	fl.metrics.resyncs.Inc()
 	fl.setIndexed(st)
 	fl.log.Info("re-sync: reverted; re-indexing", "from", from, "reverted_blocks", old-to)

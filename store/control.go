@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
@@ -225,6 +226,43 @@ func (s *Store) MetadataPut(ctx context.Context, uri string, body json.RawMessag
 ON CONFLICT (uri) DO UPDATE SET body = EXCLUDED.body, fetched_at = EXCLUDED.fetched_at`, uri, arg)
 	if err != nil {
 		return fmt.Errorf("store: metadata cache %s: %w", uri, notMigrated(err))
+	}
+	return nil
+}
+
+// CurrentRows calls fn with the current version of every entity of typ, rows as Batch.Get
+// returns them. It reads the whole type: for small ones (the Echain mappings read the Events
+// whose metadata document is still to be written, after a start or a revert).
+func (s *Store) CurrentRows(ctx context.Context, typ string, fn func(row []any) error) error {
+	t, err := s.table(typ)
+	if err != nil {
+		return fmt.Errorf("store: CurrentRows: %w", err)
+	}
+	// getSQL without its id condition: the one current-version query, so the layout stays in one place.
+	sql, found := strings.CutPrefix(strings.Replace(t.getSQL, " WHERE id = $1", " WHERE true", 1), "SELECT ")
+	if !found || strings.Contains(sql, "$1") {
+		return fmt.Errorf("store: CurrentRows %s: unexpected lookup query", typ)
+	}
+	rows, err := s.pool.Query(ctx, "SELECT "+sql)
+	if err != nil {
+		return fmt.Errorf("store: CurrentRows %s: %w", typ, notMigrated(err))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		vals, err := rows.Values()
+		if err != nil {
+			return fmt.Errorf("store: CurrentRows %s: %w", typ, err)
+		}
+		c, err := t.decodeRow(vals)
+		if err != nil {
+			return fmt.Errorf("store: CurrentRows %s: %w", typ, err)
+		}
+		if err := fn(c.row); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("store: CurrentRows %s: %w", typ, err)
 	}
 	return nil
 }

@@ -39,6 +39,7 @@ type app struct {
 	store *store.Store
 	src   *source.Source
 	fl    *indexer.Follower
+	maps  *echain.Handler // the mappings, closed before the store (background metadata fetches)
 	// live is fl for the metrics listener's /status, which answers while build still runs.
 	live atomic.Pointer[indexer.Follower]
 	hook *webhook.Handler
@@ -118,11 +119,10 @@ func build(ctx context.Context, e *env, cfg *config.Config, p parts) (_ *app, er
 		if err := resolveStartBlocks(ctx, cfg, e); err != nil {
 			return nil, err
 		}
-		h, err := echain.New(echainConfig(cfg, a.store), a.src, e.log.With("component", "mappings"), a.reg)
-		if err != nil {
+		if a.maps, err = echain.New(echainConfig(cfg, a.store), a.src, e.log.With("component", "mappings"), a.reg); err != nil {
 			return nil, err
 		}
-		if a.fl, err = indexer.New(indexerConfig(cfg), a.src, a.store, h, e.log.With("component", "follower"), a.reg); err != nil {
+		if a.fl, err = indexer.New(indexerConfig(cfg), a.src, a.store, a.maps, e.log.With("component", "follower"), a.reg); err != nil {
 			return nil, err
 		}
 		a.live.Store(a.fl)
@@ -299,6 +299,9 @@ func (a *app) closeBy(deadline time.Time) bool {
 }
 
 func (a *app) close() {
+	if a.maps != nil {
+		a.maps.Close()
+	}
 	if a.src != nil {
 		a.src.Close()
 	}
@@ -434,7 +437,7 @@ func echainConfig(cfg *config.Config, st *store.Store) echain.Config {
 		IncentiveManager: cc(cfg.Contracts.IncentiveManager),
 		MetadataGateway:  cfg.Metadata.Gateway,
 		MetadataTimeout:  cfg.Metadata.Timeout,
-		MetadataCache:    echain.NewPGMetadataCache(st.Pool()),
+		MetadataStore:    st,
 	}
 }
 

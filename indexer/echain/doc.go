@@ -9,8 +9,8 @@
 //	transaction.go        one Transaction per transaction with a changing log; transactionType priority
 //	handler.go            Config, New, Contracts/Templates/Discover, Prepare/Apply and the dispatch
 //	event_details.go      Prepare's getEventDetails calls and their fallbacks
-//	metadata.go           Prepare's metadata documents (gateway, timeout, cache, breaker)
-//	metadata_cache.go     documents kept in the store's indexer.metadata_cache across restarts
+//	metadata.go           metadata documents fetched in the background (gateway, retries, host back-off, final rule)
+//	metadata_fill.go      WriteLate/Reverted: documents written as new versions when they arrive
 //	abi.go, metrics.go    decoding with the real ABIs (package abis); the mappings' metrics
 //	ethclient.go          Chain over an *ethclient.Client (the indexer uses *source.Source)
 //

@@ -61,7 +61,8 @@ func (a *applier) eventCreated(l *types.Log) (change, error) {
 		CreatedAtBlock: new(big.Int).SetUint64(l.BlockNumber),
 		UpdatedAt:      a.ts,
 	}
-	setMetadata(ev, a.prep.docs[d.MetadataURI])
+	md, _ := a.h.metadataFor(ev.ID, d.MetadataURI)
+	setMetadata(ev, md)
 	a.saveEvent(ev)
 
 	org, err := entity.LoadOrganizer(a.ctx, a.b, ev.Organizer)
@@ -78,10 +79,10 @@ func (a *applier) eventCreated(l *types.Log) (change, error) {
 	return change{kind: txEventCreated, event: ev.ID}, nil
 }
 
-// eventUpdated replaces the title and metadataUri and re-reads the document. When the new
-// document cannot be had, fields read earlier from the same URI are kept (the document is the
-// same; only our fetch failed), while a new URI without a document resets them to the defaults,
-// since they would otherwise describe a document the event no longer points at.
+// eventUpdated replaces the title and metadataUri and takes the document when it is in memory.
+// When it is not (yet), fields read earlier from the same URI are kept (the document is the
+// same), while a new URI resets them to the defaults, since they would otherwise describe a
+// document the event no longer points at; the new document is written when it arrives.
 func (a *applier) eventUpdated(l *types.Log) (change, error) {
 	a.h.m.logs.WithLabelValues("EventUpdated").Inc()
 	f := decode(a.h.abi.eventUpdated, l)
@@ -95,7 +96,7 @@ func (a *applier) eventUpdated(l *types.Log) (change, error) {
 	}
 	old := ev.MetadataURI
 	ev.Title, ev.MetadataURI, ev.UpdatedAt = name, uri, a.ts
-	if doc := a.prep.docs[uri]; doc != nil || uri != old {
+	if doc, st := a.h.metadataFor(ev.ID, uri); st == docHave || uri != old {
 		setMetadata(ev, doc)
 	}
 	a.saveEvent(ev)

@@ -31,15 +31,17 @@ type Config struct {
 	EventFactory, Marketplace, POAPAttendance, IncentiveManager ContractConfig
 
 	// MetadataGateway is the base URL of an IPFS HTTP gateway (https://ipfs.io, or one ending in
-	// /ipfs). Empty turns metadata documents off: events keep the default description,
-	// category, location and imageUrl.
+	// /ipfs). Empty (or "off") turns metadata documents off, https:// ones included: events keep
+	// the default description, category, location and imageUrl.
 	MetadataGateway string
 	// MetadataTimeout bounds one document fetch; default 5s.
 	MetadataTimeout time.Duration
 	// MetadataCacheSize is the number of documents kept in memory; default 10000.
 	MetadataCacheSize int
-	// MetadataCache optionally keeps documents across restarts (PGMetadataCache).
-	MetadataCache MetadataCache
+	// MetadataStore (the store) keeps documents across restarts and is read for the Events
+	// whose document is still to be written after a start or a revert. Without it (tests),
+	// documents and those notes live in memory only.
+	MetadataStore MetadataStore
 }
 
 // Handler is the Echain implementation of indexer.Handler.
@@ -50,6 +52,7 @@ type Handler struct {
 	m     *metrics
 	abi   *contractABIs
 	meta  *metadataFetcher
+	fill  *filler
 }
 
 var _ indexer.Handler = (*Handler)(nil)
@@ -96,12 +99,15 @@ func New(cfg Config, chain Chain, log *slog.Logger, reg prometheus.Registerer) (
 	if err != nil {
 		return nil, err
 	}
-	meta, err := newMetadataFetcher(cfg.MetadataGateway, cfg.MetadataTimeout, cfg.MetadataCacheSize, cfg.MetadataCache, log, m)
+	meta, err := newMetadataFetcher(cfg.MetadataGateway, cfg.MetadataTimeout, cfg.MetadataCacheSize, cfg.MetadataStore, log, m)
 	if err != nil {
 		return nil, fmt.Errorf("echain mappings: %w", err)
 	}
-	return &Handler{cfg: cfg, chain: chain, log: log, m: m, abi: a, meta: meta}, nil
+	return &Handler{cfg: cfg, chain: chain, log: log, m: m, abi: a, meta: meta, fill: newFiller()}, nil
 }
+
+// Close stops the background metadata fetches and waits for them.
+func (h *Handler) Close() { h.meta.close() }
 
 // Contracts are the four fixed contracts, each with only the events a SPEC.md rule handles:
 // ReferralCodeGenerated and the Ownable, Pausable, fee and ERC-721 logs change no entity and
@@ -142,11 +148,10 @@ func (h *Handler) Discover(l *types.Log) []store.DataSource {
 	}}
 }
 
-// prepared is what Prepare attaches to blocks for Apply: the details of new events and the
-// metadata documents their logs point at.
+// prepared is what Prepare attaches to blocks for Apply: the details of new events. Metadata
+// documents are not prepared: they never hold a block (metadata_fill.go).
 type prepared struct {
 	details map[string]*eventDetails // event id -> details
-	docs    map[string]*Metadata     // uri -> document; absent when it cannot be had
 }
 
 // covers reports whether every EventCreated of the block has its details.
@@ -163,9 +168,8 @@ func (p *prepared) covers(h *Handler, blk *indexer.Block) bool {
 }
 
 // Prepare reads what the logs of the blocks do not carry: for each EventCreated the event's
-// startTime, endTime and metadataURI as the factory holds them, then the metadata documents of
-// new and updated events. Calls are batched; documents are fetched concurrently with a bounded
-// time each. Only the node's transient failures are errors.
+// startTime, endTime and metadataURI as the factory holds them. Calls are batched. Only the
+// node's transient failures are errors.
 func (h *Handler) Prepare(ctx context.Context, blocks []*indexer.Block) error {
 	var reqs []detailsRequest
 	for _, blk := range blocks {
@@ -185,35 +189,7 @@ func (h *Handler) Prepare(ctx context.Context, blocks []*indexer.Block) error {
 	if len(reqs) > 0 {
 		h.m.prepareSeconds.WithLabelValues("details").Observe(time.Since(start).Seconds())
 	}
-	var uris []string
-	for _, d := range details {
-		uris = append(uris, d.MetadataURI)
-	}
-	if h.meta.enabled() {
-		for _, blk := range blocks {
-			for i := range blk.Logs {
-				l := &blk.Logs[i]
-				if l.Removed || l.Address != h.cfg.EventFactory.Address || len(l.Topics) == 0 || l.Topics[0] != h.abi.eventUpdated.ID {
-					continue
-				}
-				f := decode(h.abi.eventUpdated, l)
-				if uri := f.str("metadataURI"); f.err == nil {
-					uris = append(uris, uri)
-				}
-			}
-		}
-	}
-	var docs map[string]*Metadata
-	if len(uris) > 0 && h.meta.enabled() {
-		start = time.Now()
-		docs = h.meta.FetchAll(ctx, uris)
-		h.m.prepareSeconds.WithLabelValues("metadata").Observe(time.Since(start).Seconds())
-		if err := ctx.Err(); err != nil {
-			// Documents missing because we were stopped must not become defaults.
-			return fmt.Errorf("echain prepare: %w", err)
-		}
-	}
-	p := &prepared{details: details, docs: docs}
+	p := &prepared{details: details}
 	for _, blk := range blocks {
 		blk.Extra = p
 	}

@@ -2,6 +2,7 @@ package echain
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"math/big"
 	"os"
@@ -55,6 +56,7 @@ type harnessOpts struct {
 	pgCache   bool              // keep metadata documents in the store's indexer.metadata_cache
 	metaWait  time.Duration     // the mappings' metadata timeout; default metaTimeout
 	known     bool              // hand Prepare the blocks' transactions with calldata, as a receipts backfill does
+	lateDocs  bool              // do not wait for documents before applying: they arrive as later versions
 }
 
 func newHarness(t *testing.T, o harnessOpts) *harness {
@@ -102,12 +104,13 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 		t.Fatal(err)
 	}
 	if o.pgCache {
-		x.cfg.MetadataCache = NewPGMetadataCache(x.st.Pool())
+		x.cfg.MetadataStore = x.st
 	}
 	x.h, err = New(x.cfg, x.chain, log, x.reg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { x.h.Close() })
 	x.next = a.StartBlock
 	return x
 }
@@ -245,10 +248,20 @@ func (x *harness) indexErr() error {
 	if err := x.h.Prepare(x.ctx, blocks); err != nil {
 		return err
 	}
+	if !x.opts.lateDocs {
+		// The oracle tests check what the mappings make of each document, not when it arrives:
+		// let the first fetch of every document end, so that Apply finds the ones had in memory.
+		if err := x.settleDocs(blocks); err != nil {
+			return err
+		}
+	}
 	for _, blk := range blocks {
 		b := x.st.NewBatch()
 		b.StartBlock(blk.Ptr)
 		if err := x.h.Apply(x.ctx, blk, b); err != nil {
+			return err
+		}
+		if err := x.h.WriteLate(x.ctx, blk.Ptr, b); err != nil {
 			return err
 		}
 		for _, l := range blk.Logs {
@@ -262,6 +275,49 @@ func (x *harness) indexErr() error {
 	}
 	x.next = head + 1
 	return nil
+}
+
+// settleDocs waits until the first fetch of the document of every EventCreated and EventUpdated
+// of the blocks has ended (had, final or failed once).
+func (x *harness) settleDocs(blocks []*indexer.Block) error {
+	var uris []string
+	for _, blk := range blocks {
+		if p, ok := blk.Extra.(*prepared); ok {
+			for _, d := range p.details {
+				uris = append(uris, d.MetadataURI)
+			}
+		}
+		for i := range blk.Logs {
+			l := &blk.Logs[i]
+			if l.Address == x.h.cfg.EventFactory.Address && len(l.Topics) > 0 && l.Topics[0] == x.h.abi.eventUpdated.ID {
+				f := decode(x.h.abi.eventUpdated, l)
+				if uri := f.str("metadataURI"); f.err == nil {
+					uris = append(uris, uri)
+				}
+			}
+		}
+	}
+	for _, u := range uris {
+		x.h.meta.lookup(u)
+	}
+	for {
+		left := 0
+		x.h.meta.mu.Lock()
+		for _, u := range uris {
+			if _, had := x.h.meta.mem.get(u); !had && !x.h.meta.never[u] && !x.h.meta.settled[u] && x.h.meta.resolvable(u) {
+				left++
+			}
+		}
+		x.h.meta.mu.Unlock()
+		if left == 0 {
+			return nil
+		}
+		select {
+		case <-x.ctx.Done():
+			return fmt.Errorf("waiting for the first fetch of %d metadata documents: %w", left, x.ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 func (x *harness) tx(hash common.Hash) (*indexer.Tx, error) {

@@ -8,13 +8,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
 	"time"
-
-	"golang.org/x/sync/singleflight"
 )
 
 // Metadata is what an Event takes from its metadata document.
@@ -53,68 +52,103 @@ func ParseMetadata(doc []byte) (*Metadata, error) {
 	return md, nil
 }
 
-// MetadataCache keeps fetched documents across restarts (PGMetadataCache is one over the store's
-// indexer.metadata_cache table). Only documents that were fetched and parsed are put.
-type MetadataCache interface {
-	GetMetadata(ctx context.Context, uri string) (doc []byte, ok bool, err error)
-	PutMetadata(ctx context.Context, uri string, doc []byte) error
+// MetadataStore is what the mappings keep in the store besides entities (*store.Store is one):
+// fetched documents by URI, so that a restart or a resync does not fetch them again, and a read
+// of the current Events, to find after a start or a revert the ones whose document is still to
+// be written.
+type MetadataStore interface {
+	MetadataGet(ctx context.Context, uri string) (body json.RawMessage, fetchedAt time.Time, found bool, err error)
+	MetadataPut(ctx context.Context, uri string, body json.RawMessage) error
+	CurrentRows(ctx context.Context, typ string, fn func(row []any) error) error
 }
 
 // Limits of the metadata fetcher. A document larger than maxDocumentBytes is not an event
-// description but something else (an inline image, a hostile server), so it counts as unavailable.
+// description but something else (an inline image, a hostile server), so it is never had.
 const (
 	maxDocumentBytes   = 256 << 10
-	failureTTL         = time.Minute      // how long a failed URI is not asked again
-	breakerThreshold   = 5                // consecutive failures of one host that open its breaker
-	breakerCooldown    = 30 * time.Second // how long an open breaker skips that host
-	metadataParallel   = 16               // documents fetched at once
+	metadataParallel   = 16 // documents fetched at once
 	defaultMetaTimeout = 5 * time.Second
+	// A document that failed for a reason that may pass is asked again after retryMin, doubling
+	// up to retryMax, for as long as the process runs (and after a restart: see metadata_fill.go).
+	retryMin = 5 * time.Second
+	retryMax = 10 * time.Minute
+	// A host that timed out or refused is asked by one request at a time, hostBackoffMin after
+	// its last failure, doubling up to hostBackoffMax, until it answers again.
+	hostBackoffMin = time.Second
+	hostBackoffMax = time.Minute
+	cacheOpTimeout = 2 * time.Second // one metadata-cache query: never slower than the network
 )
 
-// metadataFetcher fetches metadata documents with bounded time, caches them by URI and stops
-// asking hosts that keep failing, so that a dead gateway slows indexing by at most a few timeouts.
+// docState is where a document stands.
+type docState int
+
+const (
+	docPending docState = iota // not had yet; a fetch is under way or waiting to retry
+	docHave                    // fetched and parsed
+	docNever                   // the final rule says it will never be had (see outcome)
+)
+
+// metadataFetcher fetches documents in the background, one loop per URI, each retrying with
+// back-off until the document is had or is final. Nothing waits for it: lookup answers at once
+// from memory and starts the loop when needed.
 type metadataFetcher struct {
-	gateway    string // "https://host[/prefix]/ipfs/", or "" when fetching is off
-	client     *http.Client
-	timeout    time.Duration
-	persistent MetadataCache
-	log        *slog.Logger
-	m          *metrics
-	now        func() time.Time
+	gateway string // "https://host[/prefix]/ipfs/", or "" when fetching is off
+	client  *http.Client
+	timeout time.Duration
+	cache   MetadataStore // nil: documents are kept in memory only
+	log     *slog.Logger
+	m       *metrics
+	now     func() time.Time
+	// retryMin, hostMin and hostMax are the constants of the same names (tests shorten them).
+	retryMin, hostMin, hostMax time.Duration
 
-	group singleflight.Group
-	sem   chan struct{}
+	ctx    context.Context // ends with Close: every background loop stops
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	sem    chan struct{}
 
-	mu       sync.Mutex
-	mem      *lru
-	failed   map[string]time.Time // uri -> retry after
-	breakers map[string]*breaker  // host -> state
+	mu      sync.Mutex
+	mem     *lru            // uri -> parsed document
+	never   map[string]bool // uri -> final failure (bounded like mem)
+	chasing map[string]bool // URIs with a loop running
+	hosts   map[string]*hostState
+	settled map[string]bool // URIs whose first attempt ended (tests wait on it)
 }
 
-type breaker struct {
+// hostState is the back-off of one host that failed: while failures > 0 a single probe at a
+// time may go, not before notBefore; its success lets every waiting loop through.
+type hostState struct {
 	failures  int
-	openUntil time.Time
+	notBefore time.Time
+	probing   bool
+	changed   chan struct{} // closed and replaced on every change
 }
 
-func newMetadataFetcher(gateway string, timeout time.Duration, size int, persistent MetadataCache, log *slog.Logger, m *metrics) (*metadataFetcher, error) {
+func newMetadataFetcher(gateway string, timeout time.Duration, size int, cache MetadataStore, log *slog.Logger, m *metrics) (*metadataFetcher, error) {
 	f := &metadataFetcher{
-		client:     &http.Client{},
-		timeout:    timeout,
-		persistent: persistent,
-		log:        log,
-		m:          m,
-		now:        time.Now,
-		sem:        make(chan struct{}, metadataParallel),
-		mem:        newLRU(size),
-		failed:     map[string]time.Time{},
-		breakers:   map[string]*breaker{},
+		client:   &http.Client{},
+		timeout:  timeout,
+		cache:    cache,
+		log:      log,
+		m:        m,
+		now:      time.Now,
+		retryMin: retryMin,
+		hostMin:  hostBackoffMin,
+		hostMax:  hostBackoffMax,
+		sem:      make(chan struct{}, metadataParallel),
+		mem:      newLRU(size),
+		never:    map[string]bool{},
+		chasing:  map[string]bool{},
+		hosts:    map[string]*hostState{},
+		settled:  map[string]bool{},
 	}
-	if gateway == "" {
+	f.ctx, f.cancel = context.WithCancel(context.Background())
+	if gateway == "" || gateway == "off" {
 		return f, nil
 	}
 	u, err := url.Parse(gateway)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("metadata gateway %q: want an http(s) URL such as https://ipfs.io", gateway)
+		return nil, fmt.Errorf("metadata gateway %q: want an http(s) URL such as https://ipfs.io, or empty (off)", gateway)
 	}
 	g := strings.TrimRight(gateway, "/")
 	if !strings.HasSuffix(g, "/ipfs") {
@@ -124,8 +158,15 @@ func newMetadataFetcher(gateway string, timeout time.Duration, size int, persist
 	return f, nil
 }
 
-// enabled reports whether documents are fetched at all.
+// enabled reports whether documents are fetched at all. Without a gateway nothing is, https://
+// URIs included: SPEC.md fills the fields only "where a metadata gateway is configured".
 func (f *metadataFetcher) enabled() bool { return f.gateway != "" }
+
+// close stops the background loops and waits for them.
+func (f *metadataFetcher) close() {
+	f.cancel()
+	f.wg.Wait()
+}
 
 // resolve maps a metadata URI to the HTTP URL it is fetched from: ipfs://CID[/path] through the
 // gateway, http(s) directly. Other schemes have no document.
@@ -148,128 +189,182 @@ func (f *metadataFetcher) resolve(uri string) (string, bool) {
 	return "", false
 }
 
-// FetchAll fetches the documents of the URIs concurrently. The result has an entry for every URI
-// whose document could be had; the others are absent. It never fails: an unavailable document is
-// a default, not an error. It returns early with what it has when ctx ends.
-func (f *metadataFetcher) FetchAll(ctx context.Context, uris []string) map[string]*Metadata {
-	out := map[string]*Metadata{}
-	if !f.enabled() || len(uris) == 0 {
-		return out
-	}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	seen := map[string]bool{}
-	for _, uri := range uris {
-		if seen[uri] || uri == "" {
-			continue
-		}
-		seen[uri] = true
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if md := f.Fetch(ctx, uri); md != nil {
-				mu.Lock()
-				out[uri] = md
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	return out
+func (f *metadataFetcher) resolvable(uri string) bool {
+	_, ok := f.resolve(uri)
+	return f.enabled() && ok
 }
 
-// Fetch returns the parsed document of uri, or nil when it cannot be had.
-func (f *metadataFetcher) Fetch(ctx context.Context, uri string) *Metadata {
+// lookup answers at once: the document when had, docNever when the final rule says it never
+// will be, else docPending after making sure a background loop is fetching it.
+func (f *metadataFetcher) lookup(uri string) (*Metadata, docState) {
 	if !f.enabled() {
-		return nil
+		return nil, docNever
+	}
+	if !f.resolvable(uri) {
+		return nil, docNever
 	}
 	f.mu.Lock()
+	defer f.mu.Unlock()
 	if md, ok := f.mem.get(uri); ok {
+		return md, docHave
+	}
+	if f.never[uri] {
+		return nil, docNever
+	}
+	if !f.chasing[uri] && f.ctx.Err() == nil {
+		f.chasing[uri] = true
+		f.wg.Add(1)
+		go f.chase(uri)
+	}
+	return nil, docPending
+}
+
+// chase fetches one document until it is had or final, waiting retryMin..retryMax between
+// attempts that failed for a reason that may pass.
+func (f *metadataFetcher) chase(uri string) {
+	defer f.wg.Done()
+	defer func() {
+		f.mu.Lock()
+		delete(f.chasing, uri)
 		f.mu.Unlock()
+	}()
+	if md := f.fromCache(uri); md != nil {
 		f.m.metadata.WithLabelValues("cache").Inc()
-		return md
+		f.finish(uri, md, false)
+		return
 	}
-	if until, ok := f.failed[uri]; ok && f.now().Before(until) {
-		f.mu.Unlock()
-		f.m.metadata.WithLabelValues("skipped").Inc()
-		return nil
-	}
-	f.mu.Unlock()
-	// One fetch per URI at a time, shared by concurrent Prepares. It runs detached from the
-	// caller that started it (its own timeouts bound it), so one caller giving up does not make
-	// the document unavailable for the others.
-	ch := f.group.DoChan(uri, func() (any, error) { return f.load(context.WithoutCancel(ctx), uri), nil })
-	select {
-	case r := <-ch:
-		md, _ := r.Val.(*Metadata)
-		return md
-	case <-ctx.Done():
-		return nil
+	wait := f.retryMin
+	for {
+		md, result, final := f.attempt(uri)
+		f.m.metadata.WithLabelValues(result).Inc()
+		if md != nil || final {
+			f.finish(uri, md, final)
+			return
+		}
+		f.markSettled(uri)
+		if f.ctx.Err() != nil {
+			return
+		}
+		// Jitter spreads the retries of documents that failed together (a gateway outage).
+		d := wait/2 + rand.N(wait/2+1)
+		f.log.Debug("metadata document unavailable; will retry", "uri", uri, "result", result, "in", d)
+		if !sleepCtx(f.ctx, d) {
+			return
+		}
+		wait = min(wait*2, retryMax)
 	}
 }
 
-// load is Fetch without the memory cache: the persistent cache, then the network. ctx carries
-// no cancellation (see Fetch).
-func (f *metadataFetcher) load(ctx context.Context, uri string) *Metadata {
-	if f.persistent != nil {
-		doc, ok, err := f.persistent.GetMetadata(ctx, uri)
-		if err != nil {
-			f.log.Warn("metadata cache read failed", "uri", uri, "err", err)
-		} else if ok {
-			if md, err := ParseMetadata(doc); err == nil {
-				f.remember(uri, md)
-				f.m.metadata.WithLabelValues("cache").Inc()
-				return md
-			}
-		}
+// finish records a document had (md) or never to be had (final).
+func (f *metadataFetcher) finish(uri string, md *Metadata, final bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.settleLocked(uri)
+	if md != nil {
+		f.mem.put(uri, md)
+		delete(f.never, uri)
+		return
 	}
+	if final {
+		// Bounded like the memory cache: forgetting a final failure only costs asking again.
+		if len(f.never) >= f.mem.cap {
+			clear(f.never)
+		}
+		f.never[uri] = true
+	}
+}
+
+func (f *metadataFetcher) markSettled(uri string) {
+	f.mu.Lock()
+	f.settleLocked(uri)
+	f.mu.Unlock()
+}
+
+func (f *metadataFetcher) settleLocked(uri string) {
+	if len(f.settled) >= 2*f.mem.cap {
+		clear(f.settled)
+	}
+	f.settled[uri] = true
+}
+
+// fromCache reads the store's metadata cache.
+func (f *metadataFetcher) fromCache(uri string) *Metadata {
+	if f.cache == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(f.ctx, cacheOpTimeout)
+	defer cancel()
+	doc, _, found, err := f.cache.MetadataGet(ctx, uri)
+	if err != nil {
+		f.log.Warn("metadata cache read failed", "uri", uri, "err", err)
+		return nil
+	}
+	if !found || doc == nil {
+		return nil
+	}
+	md, err := ParseMetadata(doc)
+	if err != nil {
+		return nil
+	}
+	return md
+}
+
+// attempt is one fetch over the network. The final rule: a document is never had when its URI
+// has no HTTP form, or the server answers 404 or 410, or a 200 whose body is not a JSON object or
+// is larger than maxDocumentBytes. Any other failure (timeout, connection error, 429, 5xx, other
+// statuses) may pass and is retried. result names the outcome for the metric.
+func (f *metadataFetcher) attempt(uri string) (md *Metadata, result string, final bool) {
 	target, ok := f.resolve(uri)
 	if !ok {
-		f.m.metadata.WithLabelValues("unsupported").Inc()
-		f.forget(uri)
-		return nil
+		return nil, "unsupported", true
 	}
 	host := ""
 	if u, err := url.Parse(target); err == nil {
 		host = u.Host
 	}
-	if f.breakerOpen(host) {
-		f.m.metadata.WithLabelValues("skipped").Inc()
-		return nil
+	probe, ok := f.enterHost(host, uri)
+	if !ok {
+		return nil, "stopped", false
 	}
-	f.sem <- struct{}{} // waits at most a few timeouts: every fetch ahead is bounded
+	select {
+	case f.sem <- struct{}{}:
+	case <-f.ctx.Done():
+		f.exitHost(host, true, probe)
+		return nil, "stopped", false
+	}
 	start := f.now()
-	doc, result, err := f.get(ctx, target)
+	doc, result, err := f.get(target)
 	<-f.sem
 	f.m.metadataSeconds.Observe(f.now().Sub(start).Seconds())
+	// A host that answered for this document (even 404 or 500) is up; one that timed out, refused
+	// the connection or said it is overloaded is backed off.
+	if result == "stopped" {
+		f.exitHost(host, true, probe) // says nothing of the host; lets waiting loops see the end
+	} else {
+		f.exitHost(host, result != "timeout" && result != "error" && result != "busy", probe)
+	}
 	if err != nil {
-		f.m.metadata.WithLabelValues(result).Inc()
 		f.log.Debug("metadata document unavailable", "uri", uri, "url", target, "err", err)
-		f.forget(uri)
-		f.hostResult(host, result == "not_found" || result == "invalid")
-		return nil
+		return nil, result, result == "not_found" || result == "invalid"
 	}
-	f.hostResult(host, true)
-	md, err := ParseMetadata(doc)
+	md, err = ParseMetadata(doc)
 	if err != nil {
-		f.m.metadata.WithLabelValues("invalid").Inc()
 		f.log.Debug("metadata document invalid", "uri", uri, "err", err)
-		f.forget(uri)
-		return nil
+		return nil, "invalid", true
 	}
-	f.m.metadata.WithLabelValues("ok").Inc()
-	f.remember(uri, md)
-	if f.persistent != nil {
-		if err := f.persistent.PutMetadata(ctx, uri, doc); err != nil {
+	if f.cache != nil {
+		ctx, cancel := context.WithTimeout(f.ctx, cacheOpTimeout)
+		if err := f.cache.MetadataPut(ctx, uri, doc); err != nil {
 			f.log.Warn("metadata cache write failed", "uri", uri, "err", err)
 		}
+		cancel()
 	}
-	return md
+	return md, "ok", false
 }
 
-// get fetches one URL within the timeout. result names the outcome for the metric.
-func (f *metadataFetcher) get(ctx context.Context, target string) (doc []byte, result string, err error) {
-	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+// get fetches one URL within the timeout.
+func (f *metadataFetcher) get(target string) (doc []byte, result string, err error) {
+	ctx, cancel := context.WithTimeout(f.ctx, f.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
@@ -278,6 +373,9 @@ func (f *metadataFetcher) get(ctx context.Context, target string) (doc []byte, r
 	req.Header.Set("Accept", "application/json")
 	resp, err := f.client.Do(req)
 	if err != nil {
+		if f.ctx.Err() != nil {
+			return nil, "stopped", fmt.Errorf("fetch %s: %w", target, err)
+		}
 		if ctx.Err() != nil {
 			return nil, "timeout", fmt.Errorf("fetch %s: %w", target, err)
 		}
@@ -287,8 +385,11 @@ func (f *metadataFetcher) get(ctx context.Context, target string) (doc []byte, r
 	switch {
 	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone:
 		return nil, "not_found", fmt.Errorf("fetch %s: %s", target, resp.Status)
+	case resp.StatusCode == http.StatusTooManyRequests, resp.StatusCode == http.StatusBadGateway,
+		resp.StatusCode == http.StatusServiceUnavailable, resp.StatusCode == http.StatusGatewayTimeout:
+		return nil, "busy", fmt.Errorf("fetch %s: %s", target, resp.Status)
 	case resp.StatusCode != http.StatusOK:
-		return nil, "error", fmt.Errorf("fetch %s: %s", target, resp.Status)
+		return nil, "status", fmt.Errorf("fetch %s: %s", target, resp.Status)
 	}
 	doc, err = io.ReadAll(io.LimitReader(resp.Body, maxDocumentBytes+1))
 	if err != nil {
@@ -303,64 +404,84 @@ func (f *metadataFetcher) get(ctx context.Context, target string) (doc []byte, r
 	return doc, "ok", nil
 }
 
-func (f *metadataFetcher) remember(uri string, md *Metadata) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.mem.put(uri, md)
-	delete(f.failed, uri)
-}
-
-func (f *metadataFetcher) forget(uri string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	// Bounded like the memory cache: a flood of distinct dead URIs must not grow memory.
-	if len(f.failed) >= f.mem.cap {
+// enterHost waits until the host may be asked: at once when it has not failed, else as its one
+// probe once its back-off has passed. ok is false when the fetcher is closed. A URI that has to
+// wait counts as settled: its attempt now would meet a host known to fail.
+func (f *metadataFetcher) enterHost(host, uri string) (probe, ok bool) {
+	for {
+		f.mu.Lock()
+		h := f.hosts[host]
+		if h == nil {
+			f.mu.Unlock()
+			return false, true
+		}
 		now := f.now()
-		for k, until := range f.failed {
-			if !now.Before(until) {
-				delete(f.failed, k)
-			}
+		if !h.probing && !now.Before(h.notBefore) {
+			h.probing = true
+			f.mu.Unlock()
+			return true, true
 		}
-		if len(f.failed) >= f.mem.cap {
-			clear(f.failed)
+		f.settleLocked(uri)
+		changed, d := h.changed, h.notBefore.Sub(now)
+		if h.probing || d <= 0 {
+			d = f.hostMax
 		}
+		f.mu.Unlock()
+		t := time.NewTimer(d)
+		select {
+		case <-f.ctx.Done():
+			t.Stop()
+			return false, false
+		case <-changed:
+		case <-t.C:
+		}
+		t.Stop()
 	}
-	f.failed[uri] = f.now().Add(failureTTL)
 }
 
-// hostResult feeds the breaker: an answer from the host (even a 404) closes it; a timeout or an
-// error counts towards opening it.
-func (f *metadataFetcher) hostResult(host string, answered bool) {
+// exitHost records how the host did: an answer clears its back-off; a failure starts it, and a
+// failed probe doubles it. Failures of requests sent before the host was known to fail (they
+// overlap) add nothing: they are one outage, not several.
+func (f *metadataFetcher) exitHost(host string, answered, probe bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	b := f.breakers[host]
-	if b == nil {
-		if answered {
-			return
-		}
-		if len(f.breakers) > 1024 {
-			clear(f.breakers)
-		}
-		b = &breaker{}
-		f.breakers[host] = b
-	}
+	h := f.hosts[host]
 	if answered {
-		delete(f.breakers, host)
+		if h != nil {
+			delete(f.hosts, host)
+			close(h.changed)
+		}
 		return
 	}
-	b.failures++
-	if b.failures >= breakerThreshold {
-		b.openUntil = f.now().Add(breakerCooldown)
-		b.failures = 0
-		f.log.Warn("metadata host keeps failing; skipping it for a while", "host", host, "for", breakerCooldown)
+	switch {
+	case h == nil:
+		h = &hostState{changed: make(chan struct{}), failures: 1}
+		f.hosts[host] = h
+		f.log.Warn("metadata host failing; asking it one request at a time with back-off", "host", host)
+	case probe:
+		h.failures++
+		h.probing = false
+	default:
+		return
 	}
+	back := f.hostMax
+	if h.failures < 16 {
+		back = min(f.hostMin<<(h.failures-1), f.hostMax)
+	}
+	h.notBefore = f.now().Add(back)
+	close(h.changed)
+	h.changed = make(chan struct{})
 }
 
-func (f *metadataFetcher) breakerOpen(host string) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	b := f.breakers[host]
-	return b != nil && f.now().Before(b.openUntil)
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // lru is a bounded map of parsed documents; callers hold the fetcher's lock.

@@ -1,7 +1,6 @@
 package echain
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -95,7 +94,36 @@ func newTestFetcher(t *testing.T, gateway string, timeout time.Duration) (*metad
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(f.close)
 	return f, m
+}
+
+// waitState polls the fetcher until every URI leaves docPending (or, for those in pending,
+// until its first attempt ended) and returns the states.
+func waitState(t *testing.T, f *metadataFetcher, uris []string, pending map[string]bool) map[string]docState {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		out := map[string]docState{}
+		left := 0
+		for _, u := range uris {
+			_, st := f.lookup(u)
+			out[u] = st
+			f.mu.Lock()
+			settled := f.settled[u]
+			f.mu.Unlock()
+			if st == docPending && (!pending[u] || !settled) {
+				left++
+			}
+		}
+		if left == 0 {
+			return out
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after a minute %d documents are still being fetched: %v", left, out)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func TestMetadataFetcher(t *testing.T) {
@@ -116,83 +144,109 @@ func TestMetadataFetcher(t *testing.T) {
 	})
 	defer close(release)
 	f, m := newTestFetcher(t, srv.URL, 300*time.Millisecond)
-	ctx := context.Background()
-
-	start := time.Now()
-	got := f.FetchAll(ctx, []string{
-		"ipfs://QmFull", "ipfs://ipfs/QmPartial", "ipfs://QmMissing", "ipfs://QmBad", "ipfs://QmBig",
-		"ipfs://QmSlow", srv.URL + "/direct.json", "ar://nope", "ipfs://QmFull",
-	})
-	if d := time.Since(start); d > 3*time.Second {
-		t.Errorf("FetchAll took %v with a 300ms timeout per document", d)
-	}
-	if md := got["ipfs://QmFull"]; md == nil || md.Description != "Live" || md.Category != "music" || *md.Location != "Accra" || *md.ImageURL != "ipfs://QmImg" {
-		t.Errorf("full document: %+v", md)
-	}
-	if md := got["ipfs://ipfs/QmPartial"]; md == nil || md.Description != "Only a description" || md.Category != "" || md.Location != nil || *md.ImageURL != "https://img/1.png" {
-		t.Errorf("partial document: %+v", md)
-	}
-	if md := got[srv.URL+"/direct.json"]; md == nil || md.Category != "sports" {
-		t.Errorf("http document: %+v", md)
-	}
-	for _, u := range []string{"ipfs://QmMissing", "ipfs://QmBad", "ipfs://QmBig", "ipfs://QmSlow", "ar://nope"} {
-		if md, ok := got[u]; ok {
-			t.Errorf("%s: want unavailable, got %+v", u, md)
+	uris := []string{"ipfs://QmFull", "ipfs://ipfs/QmPartial", "ipfs://QmMissing", "ipfs://QmBad", "ipfs://QmBig",
+		"ipfs://QmSlow", srv.URL + "/direct.json", "ar://nope", "ipfs://QmFull"}
+	got := waitState(t, f, uris, map[string]bool{"ipfs://QmSlow": true})
+	for u, want := range map[string]docState{"ipfs://QmFull": docHave, "ipfs://ipfs/QmPartial": docHave, srv.URL + "/direct.json": docHave,
+		"ipfs://QmMissing": docNever, "ipfs://QmBad": docNever, "ipfs://QmBig": docNever, "ar://nope": docNever, "ipfs://QmSlow": docPending} {
+		if got[u] != want {
+			t.Errorf("%s: state %v, want %v", u, got[u], want)
 		}
 	}
-	if n := srv.hits["/ipfs/QmFull"].Load(); n != 1 {
-		t.Errorf("a URI asked twice in one call was fetched %d times", n)
+	if md, _ := f.lookup("ipfs://QmFull"); md == nil || md.Description != "Live" || md.Category != "music" || *md.Location != "Accra" || *md.ImageURL != "ipfs://QmImg" {
+		t.Errorf("full document: %+v", md)
 	}
-	for result, want := range map[string]float64{"ok": 3, "not_found": 1, "invalid": 2, "timeout": 1, "unsupported": 1} {
+	if md, _ := f.lookup("ipfs://ipfs/QmPartial"); md == nil || md.Description != "Only a description" || md.Category != "" || md.Location != nil || *md.ImageURL != "https://img/1.png" {
+		t.Errorf("partial document: %+v", md)
+	}
+	if md, _ := f.lookup(srv.URL + "/direct.json"); md == nil || md.Category != "sports" {
+		t.Errorf("http document: %+v", md)
+	}
+	if n := srv.hits["/ipfs/QmFull"].Load(); n != 1 {
+		t.Errorf("a URI asked for several times was fetched %d times", n)
+	}
+	for result, want := range map[string]float64{"ok": 3, "not_found": 1, "invalid": 2} {
 		if got := counterValue(t, m.metadata.WithLabelValues(result)); got != want {
 			t.Errorf("metadata %s = %v, want %v", result, got, want)
 		}
 	}
-
-	// Cached by URI: documents are not fetched again; a failed URI is not asked again at once.
-	again := f.FetchAll(ctx, []string{"ipfs://QmFull", "ipfs://QmMissing"})
-	if again["ipfs://QmFull"] == nil || again["ipfs://QmMissing"] != nil {
-		t.Errorf("second fetch: %+v", again)
+	if got := counterValue(t, m.metadata.WithLabelValues("timeout")); got < 1 {
+		t.Errorf("metadata timeout = %v, want at least 1", got)
 	}
-	if n, m404 := srv.hits["/ipfs/QmFull"].Load(), srv.hits["/ipfs/QmMissing"].Load(); n != 1 || m404 != 1 {
-		t.Errorf("after a second fetch: %d and %d requests, want 1 and 1", n, m404)
+	// Final failures are not asked again.
+	waitState(t, f, []string{"ipfs://QmMissing"}, nil)
+	if n := srv.hits["/ipfs/QmMissing"].Load(); n != 1 {
+		t.Errorf("a 404 was asked %d times", n)
 	}
 }
 
-func TestMetadataBreakerSkipsAFailingHost(t *testing.T) {
+// TestMetadataRetriesUntilHad: a gateway that fails (502) for a while is asked one request at a
+// time while it fails, and every document is had once it answers again: none is skipped for good.
+func TestMetadataRetriesUntilHad(t *testing.T) {
+	var down atomic.Bool
+	down.Store(true)
+	var inFlight, maxInFlight, failures atomic.Int64
 	srv := newMetaServer(t, map[string]http.HandlerFunc{
-		"/ipfs/": func(w http.ResponseWriter, r *http.Request) { http.Error(w, "down", http.StatusBadGateway) },
+		"/ipfs/": func(w http.ResponseWriter, r *http.Request) {
+			n := inFlight.Add(1)
+			defer inFlight.Add(-1)
+			if failures.Load() > 0 && n > maxInFlight.Load() {
+				maxInFlight.Store(n)
+			}
+			if down.Load() {
+				time.Sleep(5 * time.Millisecond)
+				failures.Add(1)
+				http.Error(w, "down", http.StatusBadGateway)
+				return
+			}
+			fmt.Fprintf(w, `{"description":%q}`, r.URL.Path)
+		},
 	})
 	f, m := newTestFetcher(t, srv.URL, time.Second)
-	now := time.Unix(1_700_000_000, 0)
-	f.now = func() time.Time { return now }
-	ctx := context.Background()
-	for i := range breakerThreshold + 3 {
-		if md := f.Fetch(ctx, fmt.Sprintf("ipfs://Qm%d", i)); md != nil {
-			t.Fatalf("got a document from a failing gateway: %+v", md)
+	f.retryMin, f.hostMin, f.hostMax = 20*time.Millisecond, 5*time.Millisecond, 20*time.Millisecond
+	var uris []string
+	for i := range 40 {
+		uris = append(uris, fmt.Sprintf("ipfs://Qm%d", i))
+	}
+	for _, u := range uris {
+		f.lookup(u)
+	}
+	for failures.Load() < 60 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	// The first failures may overlap (they were sent before any failed); once the host is known to
+	// fail, requests go one at a time.
+	maxInFlight.Store(0)
+	for failures.Load() < 90 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := maxInFlight.Load(); n > 1 {
+		t.Errorf("%d requests at once to a failing host, want 1", n)
+	}
+	down.Store(false)
+	got := waitState(t, f, uris, nil)
+	for _, u := range uris {
+		if md, _ := f.lookup(u); got[u] != docHave || md == nil || md.Description != "/ipfs/"+strings.TrimPrefix(u, "ipfs://") {
+			t.Errorf("%s after the gateway came back: %v %+v", u, got[u], md)
 		}
 	}
-	if n := srv.hits["/ipfs/"].Load(); n != breakerThreshold {
-		t.Errorf("%d requests to a failing host, want the breaker to stop at %d", n, breakerThreshold)
-	}
-	if got := counterValue(t, m.metadata.WithLabelValues("skipped")); got != 3 {
-		t.Errorf("skipped = %v, want 3", got)
-	}
-	now = now.Add(breakerCooldown + time.Second)
-	f.Fetch(ctx, "ipfs://QmAfterCooldown")
-	if n := srv.hits["/ipfs/"].Load(); n != breakerThreshold+1 {
-		t.Errorf("after the cooldown: %d requests, want %d", n, breakerThreshold+1)
+	if ok := counterValue(t, m.metadata.WithLabelValues("ok")); ok != 40 {
+		t.Errorf("%v documents fetched, want 40", ok)
 	}
 }
 
 func TestMetadataWithoutGatewayFetchesNothing(t *testing.T) {
 	srv := newMetaServer(t, map[string]http.HandlerFunc{"/doc.json": doc(`{"description":"x"}`)})
-	f, _ := newTestFetcher(t, "", time.Second)
-	if f.enabled() {
-		t.Fatal("fetcher without gateway is enabled")
-	}
-	if got := f.FetchAll(context.Background(), []string{"ipfs://Qm1", srv.URL + "/doc.json"}); len(got) != 0 {
-		t.Errorf("got documents without a gateway: %+v", got)
+	for _, gw := range []string{"", "off"} {
+		f, _ := newTestFetcher(t, gw, time.Second)
+		if f.enabled() {
+			t.Fatalf("fetcher with gateway %q is enabled", gw)
+		}
+		for _, u := range []string{"ipfs://Qm1", srv.URL + "/doc.json"} {
+			if md, st := f.lookup(u); md != nil || st != docNever {
+				t.Errorf("gateway %q: %s gave %v %+v", gw, u, st, md)
+			}
+		}
 	}
 	if n := srv.hits["/doc.json"].Load(); n != 0 {
 		t.Errorf("%d requests without a gateway", n)
@@ -224,33 +278,4 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
-}
-
-// A caller that gives up (shutdown) returns at once and does not make the document
-// unavailable for another caller waiting on the same fetch.
-func TestMetadataCancelledCallerDoesNotPoisonOthers(t *testing.T) {
-	srv := newMetaServer(t, map[string]http.HandlerFunc{
-		"/ipfs/QmSlowOK": func(w http.ResponseWriter, r *http.Request) {
-			time.Sleep(300 * time.Millisecond)
-			fmt.Fprint(w, `{"description":"late but fine"}`)
-		},
-	})
-	f, _ := newTestFetcher(t, srv.URL, 2*time.Second)
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	done := make(chan *Metadata)
-	go func() { done <- f.Fetch(context.Background(), "ipfs://QmSlowOK") }()
-	start := time.Now()
-	if md := f.FetchAll(ctx, []string{"ipfs://QmSlowOK"}); len(md) != 0 {
-		t.Errorf("cancelled caller got %v", md)
-	}
-	if d := time.Since(start); d > 250*time.Millisecond {
-		t.Errorf("cancelled caller returned after %v", d)
-	}
-	if md := <-done; md == nil || md.Description != "late but fine" {
-		t.Errorf("the other caller got %+v", md)
-	}
-	if n := srv.hits["/ipfs/QmSlowOK"].Load(); n != 1 {
-		t.Errorf("%d requests for one document", n)
-	}
 }

@@ -13,6 +13,7 @@ type metrics struct {
 	detailsFallback *prometheus.CounterVec   // fallbacks when that state was unavailable
 	metadata        *prometheus.CounterVec   // document lookups by result
 	metadataSeconds prometheus.Histogram     // time of one document fetch over the network
+	metadataFills   prometheus.Counter       // Event versions written when a document arrived
 	prepareSeconds  *prometheus.HistogramVec // Prepare stages
 }
 
@@ -36,20 +37,24 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"fallback"}),
 		metadata: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "echain_indexer_mapping_metadata_documents_total",
-			Help: "Event metadata document lookups, by result (ok, cache, not_found, timeout, error, invalid, unsupported, skipped).",
+			Help: "Event metadata document lookups, by result (ok, cache, not_found, invalid, unsupported: final; timeout, error, busy, status, stopped: retried).",
 		}, []string{"result"}),
 		metadataSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "echain_indexer_mapping_metadata_fetch_seconds",
 			Help:    "Time to fetch one event metadata document over the network.",
 			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2, 5, 10},
 		}),
+		metadataFills: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "echain_indexer_mapping_metadata_fills_total",
+			Help: "Event versions written at the head block because a metadata document arrived after the Event was committed.",
+		}),
 		prepareSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "echain_indexer_mapping_prepare_seconds",
-			Help:    "Time of the Echain mappings' Prepare stages (details: contract calls, metadata: documents).",
+			Help:    "Time of the Echain mappings' Prepare stages (details: contract calls).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 9),
 		}, []string{"stage"}),
 	}
-	for _, c := range []prometheus.Collector{m.logs, m.skipped, m.detailsCalls, m.detailsFallback, m.metadata, m.metadataSeconds, m.prepareSeconds} {
+	for _, c := range []prometheus.Collector{m.logs, m.skipped, m.detailsCalls, m.detailsFallback, m.metadata, m.metadataSeconds, m.metadataFills, m.prepareSeconds} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register echain mapping metrics: %w", err)
 		}

@@ -83,6 +83,8 @@ const (
 	NoHint                         // Infura's words without a range
 	Geth                           // "exceed maximum block range N"
 	Timeout                        // "query timeout exceeded"
+	Chainstack                     // "query exceeds max block range N" (its Base nodes' words)
+	QuickNode                      // "eth_getLogs is limited to a N range"
 )
 
 // MaxLogsRange refuses every eth_getLogs over more than max blocks, the way style words it,
@@ -99,19 +101,7 @@ func MaxLogsRange(max uint64, style HintStyle) Rule {
 			if !ok || to < from || to-from+1 <= max {
 				return nil
 			}
-			switch style {
-			case Alchemy:
-				return AlchemySizeExceeded(from, from+max-1)
-			case AlchemyNoHint:
-				return AlchemySizeExceededNoHint()
-			case NoHint:
-				return InfuraTooManyResultsNoHint()
-			case Geth:
-				return GethRangeLimit(max - 1)
-			case Timeout:
-				return QueryTimeout()
-			}
-			return InfuraTooManyResults(from, from+max-1)
+			return rangeError(style, from, to, max)
 		},
 	}
 }

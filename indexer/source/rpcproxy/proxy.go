@@ -1,7 +1,8 @@
 // Package rpcproxy puts fault injection in front of a real node for tests: an HTTP JSON-RPC
 // proxy that answers chosen calls with provider errors, HTTP statuses, delays, dropped
-// connections, or a view of the chain N blocks behind; and a TCP proxy (tcp.go) that cuts,
-// refuses or freezes WebSocket connections.
+// connections, or a view of the chain N blocks behind, and can play a hosted provider
+// (provider.go: latency, rate limits answered 429, range, result and batch caps, 5xx, usage
+// counts); and a TCP proxy (tcp.go) that cuts, refuses or freezes WebSocket connections.
 package rpcproxy
 
 import (
@@ -114,6 +115,7 @@ type Proxy struct {
 	mu     sync.Mutex
 	rules  []*rule
 	lag    uint64
+	prov   *provider // SetProvider; nil: no latency, limits or usage counts
 	calls  map[string]int
 	faults map[string]int
 }
@@ -231,6 +233,30 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	p.mu.Lock()
+	prov := p.prov
+	p.mu.Unlock()
+	if prov != nil {
+		delay, status, retryAfter := prov.admit(msgs, len(body))
+		if delay > 0 {
+			select {
+			case <-time.After(delay):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		if status != 0 {
+			if retryAfter != "" {
+				w.Header().Set("Retry-After", retryAfter)
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(status)
+			n, _ := fmt.Fprintf(w, `{"jsonrpc":"2.0","id":null,"error":{"code":%d,"message":%q}}`, -32005, http.StatusText(status))
+			prov.sent(n)
+			return
+		}
+	}
+
 	// Decide each call's fault.
 	var (
 		delay   time.Duration
@@ -295,6 +321,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if prov != nil {
+		prov.refuse(msgs, answers)
+	}
 	ctx := r.Context()
 	var head uint64
 	if lag > 0 {
@@ -332,6 +361,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if lag > 0 {
 				a = p.lagAfter(ctx, msgs[i], a, head)
 			}
+			if prov != nil {
+				a = prov.capLogs(msgs[i], a)
+			}
 			answers[i] = a
 		}
 	}
@@ -345,6 +377,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
+	}
+	if prov != nil {
+		prov.sent(len(out))
 	}
 	_, _ = w.Write(out)
 }

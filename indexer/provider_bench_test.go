@@ -1,0 +1,74 @@
+package indexer_test
+
+import (
+	"fmt"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/echain/echain-indexer/indexer/source"
+	"github.com/echain/echain-indexer/indexer/source/rpcproxy"
+	"github.com/echain/echain-indexer/store/storetest"
+)
+
+// BenchmarkProxyBackfill backfills the pre-built history (benchHistory: ECHAIN_BENCH_BLOCKS,
+// ECHAIN_BENCH_CACHE) through the proxy playing the production provider (rpcproxy.ProductionLike:
+// 50±10 ms, 25 requests/s, a 10,000-block eth_getLogs cap, batches of 100) and reports what a
+// per-request bill would count: requests and batch elements per 1,000 Echain logs, bytes
+// received, 429s met, and the wall time against the ideal: the least requests that fetch the
+// same data (the logs in 10,000-block or 10,000-log answers, the blocks' receipts and bodies in
+// batches of 100, the event-details calls in batches of 100) at the allowed rate, plus one
+// round trip.
+func BenchmarkProxyBackfill(b *testing.B) {
+	c := benchHistory(b, 2100)
+	head := c.Head().Number.Int64()
+	prof := rpcproxy.ProductionLike()
+	proxy, err := rpcproxy.New(c.HTTPURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer proxy.Close()
+
+	var wall time.Duration
+	var use rpcproxy.Usage
+	var logs, blocksWithLogs, events float64
+	for b.Loop() {
+		b.StopTimer()
+		s := chainSetup(c, storetest.NewDB(b))
+		s.Endpoints = []source.Endpoint{{Name: "provider", HTTPURL: proxy.URL(), WSURL: c.WSURL}}
+		s.Config.FinalityDepth = 64
+		s.Config.ProgressInterval = 2 * time.Second
+		proxy.SetProvider(prof)
+		b.StartTimer()
+		began := time.Now()
+		in := startIndexer(b, s)
+		waitSynced(b, in, c, time.Hour)
+		wall = time.Since(began)
+		b.StopTimer()
+		use = proxy.Usage()
+		logs = counter(b, in.reg, "echain_indexer_logs_indexed_total", nil)
+		st := readState(b, s.DB)
+		events = float64(st.Count("Event"))
+		seen := map[string]bool{}
+		for _, tx := range st["Transaction"] {
+			seen[fmt.Sprint(tx["blockNumber"])] = true
+		}
+		blocksWithLogs = float64(len(seen))
+		in.stop()
+		b.StartTimer()
+	}
+	blocks := float64(head - int64(c.Addresses.StartBlock) + 1)
+	ideal := math.Ceil(max(blocks/float64(prof.MaxLogsRange), logs/float64(prof.MaxLogs))) +
+		math.Ceil(2*blocksWithLogs/float64(prof.MaxBatch)) + math.Ceil(events/float64(prof.MaxBatch))
+	idealSecs := ideal/prof.RequestsPerSecond + prof.Latency.Seconds()
+	per := func(v int64) float64 { return float64(v) / max(logs, 1) * 1000 }
+	b.ReportMetric(wall.Seconds(), "wall-s")
+	b.ReportMetric(per(use.Requests), "requests/1k-logs")
+	b.ReportMetric(per(use.Elements), "elements/1k-logs")
+	b.ReportMetric(float64(use.BytesSent)/(1<<20), "MiB-received")
+	b.ReportMetric(ideal, "ideal-requests")
+	b.ReportMetric(idealSecs, "ideal-s")
+	b.ReportMetric(wall.Seconds()/idealSecs, "x-ideal")
+	b.Logf("%.0f blocks, %.0f Echain logs, %.0f events, %.0f blocks with handled logs; provider saw %d requests (%d elements, %d answered 429, %d refused by caps), methods %v",
+		blocks, logs, events, blocksWithLogs, use.Requests, use.Elements, use.RateLimited, use.CapRefused, use.Methods)
+}
