@@ -4,7 +4,6 @@ import (
 	"context"
 	"math/big"
 	"testing"
-	"time"
 
 	"github.com/echain/echain-indexer/devchain"
 	"github.com/echain/echain-indexer/indexer"
@@ -38,7 +37,7 @@ func TestBackfillLogSources(t *testing.T) {
 		s.Config.Range = source.RangeSizerConfig{Initial: 8, Max: 12}
 		s.Config.BackfillLogSource = mode
 		in := startIndexer(t, s)
-		waitSynced(t, in, c, 90*time.Second)
+		waitSynced(t, in, c)
 		ranges := map[string]float64{}
 		for _, src := range []string{indexer.LogSourceLogs, indexer.LogSourceReceipts} {
 			ranges[src] = counter(t, in.reg, "echain_indexer_backfill_ranges_total", map[string]string{"source": src})
