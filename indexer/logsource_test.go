@@ -15,7 +15,7 @@ import (
 // only, and auto. The history opens with blocks crowded by transactions that are not Echain's
 // (as on Base) and goes on with blocks that are nearly all Echain's, two in five of them empty
 // (as on the chain of issue 21, where auto never switched), so auto must start with eth_getLogs
-// and switch to receipts. All three stores must be equal.
+// and switch to receipts. A fourth run takes eth_getLogs in merged mode. All stores must be equal.
 func TestBackfillLogSources(t *testing.T) {
 	ctx := context.Background()
 	c := startChain(t, devchain.Config{})
@@ -37,13 +37,14 @@ func TestBackfillLogSources(t *testing.T) {
 		}
 	}
 
-	index := func(mode string) (string, map[string]float64) {
+	index := func(mode string, addressChunk int) (string, map[string]float64) {
 		t.Helper()
 		db := storetest.NewDB(t)
 		s := chainSetup(c, db)
 		s.Config.FinalityDepth = 16
 		s.Config.Range = source.RangeSizerConfig{Initial: 8, Max: 12}
 		s.Config.BackfillLogSource = mode
+		s.Config.AddressChunk = addressChunk
 		in := startIndexer(t, s)
 		waitSynced(t, in, c)
 		ranges := map[string]float64{}
@@ -55,19 +56,24 @@ func TestBackfillLogSources(t *testing.T) {
 		return db, ranges
 	}
 
-	logsDB, r := index(indexer.LogSourceLogs)
+	logsDB, r := index(indexer.LogSourceLogs, 0)
 	if r[indexer.LogSourceLogs] == 0 || r[indexer.LogSourceReceipts] != 0 {
 		t.Fatalf("logs mode fetched ranges %v: want eth_getLogs only", r)
 	}
-	rcptDB, r := index(indexer.LogSourceReceipts)
+	rcptDB, r := index(indexer.LogSourceReceipts, 0)
 	if r[indexer.LogSourceReceipts] == 0 || r[indexer.LogSourceLogs] != 0 {
 		t.Fatalf("receipts mode fetched ranges %v: want receipts only", r)
 	}
 	compareStores(t, logsDB, rcptDB)
 
-	autoDB, r := index(indexer.LogSourceAuto)
+	autoDB, r := index(indexer.LogSourceAuto, 0)
 	if r[indexer.LogSourceLogs] < 2 || r[indexer.LogSourceReceipts] < 2 {
 		t.Fatalf("auto mode fetched ranges %v: want eth_getLogs over the crowded blocks, then receipts", r)
 	}
 	compareStores(t, logsDB, autoDB)
+
+	// More ticket contracts than half an address chunk: one eth_getLogs for every handled topic
+	// (merged mode), decided by a probe whose answer the range keeps rather than fetches again.
+	mergedDB, _ := index(indexer.LogSourceLogs, 2)
+	compareStores(t, logsDB, mergedDB)
 }
