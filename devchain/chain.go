@@ -138,6 +138,7 @@ type Chain struct {
 	stack    *node.Node
 	eth      *eth.Ethereum
 	beacon   *catalyst.SimulatedBeacon
+	genesis  *core.Genesis // what the node was started from, for ExportForGeth
 	client   *ethclient.Client
 	meta     *metadataServer
 	contract contracts
@@ -259,6 +260,7 @@ func (c *Chain) startStack(alloc types.GenesisAlloc) error {
 		ethConf.StateScheme = "hash"
 	}
 
+	c.genesis = ethConf.Genesis
 	stack, err := node.New(&nodeConf)
 	if err != nil {
 		return fmt.Errorf("devchain: node: %w", err)

@@ -6,10 +6,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"os"
 	"path/filepath"
 	"time"
@@ -223,4 +225,25 @@ func (c *Chain) importHistory(ctx context.Context, file string) error {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// ExportForGeth writes what a geth process needs to serve this chain: genesis.json (for
+// `geth init`) and blocks.rlp.gz (every block after genesis, for `geth import`), in dir. The
+// genesis states its difficulty (0, what the node derived) because geth --dev requires it.
+func (c *Chain) ExportForGeth(dir string) (genesis, blocks string, err error) {
+	g := *c.genesis
+	g.Difficulty = new(big.Int)
+	js, err := json.Marshal(&g)
+	if err != nil {
+		return "", "", fmt.Errorf("devchain: genesis: %w", err)
+	}
+	genesis = filepath.Join(dir, "genesis.json")
+	if err := os.WriteFile(genesis, js, 0o644); err != nil {
+		return "", "", fmt.Errorf("devchain: genesis: %w", err)
+	}
+	blocks = filepath.Join(dir, "blocks.rlp.gz")
+	if err := c.exportHistory(blocks); err != nil {
+		return "", "", err
+	}
+	return genesis, blocks, nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/ethereum/go-ethereum/rpc"
 
 	"github.com/echain/echain-indexer/abis"
+	"github.com/echain/echain-indexer/internal/testwait"
 )
 
 // specEvents are the logs SPEC.md maps, by contract.
@@ -391,24 +392,61 @@ func TestPrebuiltHistoryCache(t *testing.T) {
 }
 
 func TestRunPrintsAndStops(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out bytes.Buffer
-	err := Run(ctx, RunConfig{Traffic: TrafficConfig{BlockInterval: 20 * time.Millisecond}, ShowKeys: true}, testLogger(t), &out)
-	if err != nil {
-		t.Fatal(err)
+	var out lockedBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, RunConfig{Traffic: TrafficConfig{BlockInterval: 20 * time.Millisecond}, ShowKeys: true}, testLogger(t), &out)
+	}()
+	wants := []string{"HTTP RPC", "http://127.0.0.1:", "ws://127.0.0.1:", "EventFactory", "Marketplace", "POAPAttendance",
+		"IncentiveManager", "/ipfs/", "user 0", "chain id 1337"}
+	testwait.For(t, "Run to print where to reach the chain", func() (bool, string) {
+		select {
+		case err := <-done:
+			t.Fatalf("Run returned before it was stopped: %v", err)
+		default:
+		}
+		text := out.String()
+		for _, want := range wants {
+			if !strings.Contains(text, want) {
+				return false, fmt.Sprintf("no %q in:\n%s", want, text)
+			}
+		}
+		return true, ""
+	})
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run after ctx ended: %v", err)
+		}
+	case <-testwait.After(t):
+		t.Fatal("Run did not return after its context ended")
 	}
 	text := out.String()
-	for _, want := range []string{"HTTP RPC", "http://127.0.0.1:", "ws://127.0.0.1:", "EventFactory", "Marketplace", "POAPAttendance",
-		"IncentiveManager", "/ipfs/", "user 0", "chain id 1337"} {
-		if !strings.Contains(text, want) {
-			t.Errorf("output lacks %q:\n%s", want, text)
-		}
-	}
 	keys, _ := deriveKeys(1, 4)
 	if !strings.Contains(text, keys[0].Address.Hex()) || !slices.ContainsFunc(strings.Split(text, "\n"), func(l string) bool {
 		return strings.HasPrefix(l, "EventFactory") && strings.Contains(l, "0x")
 	}) {
 		t.Errorf("addresses missing:\n%s", text)
 	}
+}
+
+// lockedBuffer is a bytes.Buffer that Run writes to while the test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

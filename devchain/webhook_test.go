@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/echain/echain-indexer/abis"
 	"github.com/echain/echain-indexer/api/webhook"
+	"github.com/echain/echain-indexer/internal/testwait"
 )
 
 // webhookTestEmitter is init code for a contract whose every call emits the ERC-721
@@ -78,14 +80,13 @@ func (c *webhookSimChain) send(to *common.Address, data []byte) *types.Receipt {
 	c.nonce++
 	c.backend.Commit()
 	var r *types.Receipt
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		// The node indexes transactions in the background just after a block.
-		if r, err = c.client.TransactionReceipt(ctx, signed.Hash()); err == nil {
-			break
-		}
-	}
-	if err != nil || r.Status != types.ReceiptStatusSuccessful {
-		c.t.Fatalf("receipt %v %+v", err, r)
+	// The node indexes transactions in the background just after a block.
+	testwait.For(c.t, "the receipt of a sealed transaction", func() (bool, string) {
+		r, err = c.client.TransactionReceipt(ctx, signed.Hash())
+		return err == nil, fmt.Sprint(err)
+	})
+	if r.Status != types.ReceiptStatusSuccessful {
+		c.t.Fatalf("receipt %+v", r)
 	}
 	return r
 }
@@ -195,23 +196,20 @@ func TestWebhookSenderEndToEnd(t *testing.T) {
 	var h webhook.Hint
 	select {
 	case h = <-rc.hints:
-	case <-time.After(5 * time.Second):
+	case <-testwait.After(t):
 		t.Fatal("no hint")
 	}
 	want := webhook.Hint{Network: "base-sepolia", Block: buy.BlockNumber.Uint64(), TxHash: buy.TxHash, LogIndex: 0, Contract: emitter, ReceivedAt: h.ReceivedAt}
 	if h != want {
 		t.Fatalf("hint %+v\nwant %+v", h, want)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for rc.counter(t, "ignored_total", "contract") < 1 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testwait.Until(t, "the other contract's log delivered and ignored", func() bool { return rc.counter(t, "ignored_total", "contract") >= 1 })
 	if rc.counter(t, "ignored_total", "contract") != 1 {
 		t.Fatal("the other contract's log was not delivered and ignored")
 	}
 	// The body is the CDP shape, decoded with the ticket ABI.
 	var a WebhookActivity
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && a.TransactionHash == ""; time.Sleep(10 * time.Millisecond) {
+	testwait.Until(t, "the purchase's webhook body", func() bool {
 		rc.mu.Lock()
 		for _, raw := range rc.raw {
 			var x WebhookActivity
@@ -223,16 +221,15 @@ func TestWebhookSenderEndToEnd(t *testing.T) {
 			}
 		}
 		rc.mu.Unlock()
-	}
+		return a.TransactionHash != ""
+	})
 	if a.EventName != "Transfer" || a.EventSignature != "Transfer(address,address,uint256)" ||
 		a.Parameters["from"] != (common.Address{}).Hex() || a.Parameters["to"] != chain.from.Hex() ||
 		a.Parameters["tokenId"] != buy.BlockNumber.String() || a.TransactionFrom != chain.from.Hex() ||
 		a.TransactionTo != emitter.Hex() || a.ContractAddress != emitter.Hex() || a.Timestamp == "" {
 		t.Fatalf("payload %+v", a)
 	}
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && s.Stats().Delivered < 2; {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testwait.Until(t, "both events delivered", func() bool { return s.Stats().Delivered >= 2 })
 	if st := s.Stats(); st.Events != 2 || st.Delivered != 2 || st.Attempts != 2 {
 		t.Fatalf("stats %+v", st)
 	}
@@ -258,14 +255,11 @@ func TestWebhookSenderFaults(t *testing.T) {
 				t.Fatalf("hint for unknown tx %s", h.TxHash)
 			}
 			delete(txs, h.TxHash)
-		case <-time.After(10 * time.Second):
+		case <-testwait.After(t):
 			t.Fatalf("%d hints missing; sender %+v", len(txs), s.Stats())
 		}
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for rc.counter(t, "duplicates_total", "") < n && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testwait.Until(t, fmt.Sprintf("%d duplicates refused", n), func() bool { return rc.counter(t, "duplicates_total", "") >= n })
 	select {
 	case h := <-rc.hints:
 		t.Fatalf("duplicate reached the sink: %+v", h)
@@ -355,7 +349,7 @@ func TestWebhookSenderOnDevchain(t *testing.T) {
 			if h.Contract != c.Addresses.EventFactory || h.Block != rs[0].BlockNumber.Uint64() {
 				t.Fatalf("factory hint %+v", h)
 			}
-		case <-time.After(10 * time.Second):
+		case <-testwait.After(t):
 			t.Fatal("no factory hint")
 		}
 	}
@@ -379,15 +373,16 @@ func TestWebhookSenderOnDevchain(t *testing.T) {
 				t.Fatalf("purchase hint %+v", h)
 			}
 			seen[h.LogIndex] = true
-		case <-time.After(10 * time.Second):
+		case <-testwait.After(t):
 			t.Fatalf("purchase hints: got %d of %d", len(seen), len(buy.Logs))
 		}
 	}
 	// The wrapper records a body once the handler answered, which may be after the hint.
 	names := map[string]int{}
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && names["Transfer"]+names["TicketMinted"] < 4; time.Sleep(10 * time.Millisecond) {
+	testwait.Until(t, "four purchase event bodies", func() bool {
 		names = rc.eventNames(t, buy.TxHash, c.User(1).Address)
-	}
+		return names["Transfer"]+names["TicketMinted"] >= 4
+	})
 	if names["Transfer"] != 2 || names["TicketMinted"] != 2 {
 		t.Fatalf("purchase events delivered: %v", names)
 	}

@@ -321,7 +321,7 @@ func (fl *Follower) finishRange(ctx context.Context, st *chainState, j *rangeJob
 		stats, err := fl.fetchTxs(ctx, j.blocks, j.known)
 		j.txsTook = time.Since(t0)
 		if err == nil {
-			fl.observeDensity(j, contents, stats)
+			fl.observeDensity(ctx, j, contents, stats)
 		}
 		txErr <- err
 	}()

@@ -335,7 +335,7 @@ func BenchmarkRealtime(b *testing.B) {
 		s.DB += "&synchronous_commit=off"
 	}
 	in := startIndexer(b, s)
-	waitSynced(b, in, c, 30*time.Second)
+	waitSynced(b, in, c)
 	ct := listenCommits(b, s.DB)
 	var lat []time.Duration
 	for b.Loop() {
@@ -364,13 +364,13 @@ func BenchmarkReorg10(b *testing.B) {
 	steps(b, tr, 30)
 	s := chainSetup(c, storetest.NewDB(b))
 	in := startIndexer(b, s)
-	waitSynced(b, in, c, 30*time.Second)
+	waitSynced(b, in, c)
 	ct := listenCommits(b, s.DB)
 	var lat []time.Duration
 	for b.Loop() {
 		b.StopTimer()
 		steps(b, tr, 12)
-		waitSynced(b, in, c, 30*time.Second)
+		waitSynced(b, in, c)
 		for len(ct.ch) > 0 {
 			<-ct.ch
 		}

@@ -28,7 +28,7 @@ func TestWebSocketDrops(t *testing.T) {
 	s.Source.HeadTimeout = time.Second
 	s.Source.ReconnectMax = 500 * time.Millisecond
 	in := startIndexer(t, s)
-	waitSynced(t, in, c, 30*time.Second)
+	waitSynced(t, in, c)
 
 	for i := 1; i <= 200; i++ {
 		steps(t, tr, 1)
@@ -43,7 +43,7 @@ func TestWebSocketDrops(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	waitSynced(t, in, c, 30*time.Second)
+	waitSynced(t, in, c)
 	t.Logf("websocket connections accepted %d, refused %d", tcp.Accepted(), tcp.Refused())
 	if tcp.Accepted() < 5 {
 		t.Fatalf("only %d websocket connections: the drops did not happen", tcp.Accepted())
@@ -107,7 +107,7 @@ func TestProviderFaults(t *testing.T) {
 		steps(t, tr, 1)
 		time.Sleep(50 * time.Millisecond)
 	}
-	waitSynced(t, in, c, 90*time.Second)
+	waitSynced(t, in, c)
 	splits := counter(t, in.reg, "echain_indexer_getlogs_range_splits_total", nil)
 	refused := lagging.Faults("eth_getLogs") + faulty.Faults("eth_getLogs")
 	t.Logf("range splits %v; faults answered by the proxies: eth_getLogs %d, eth_getBlockByNumber %d", splits,

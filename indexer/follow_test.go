@@ -46,7 +46,7 @@ func TestHandoverNoGapNoDup(t *testing.T) {
 		steps(t, tr, 1)
 		time.Sleep(15 * time.Millisecond)
 	}
-	waitSynced(t, in, c, 60*time.Second)
+	waitSynced(t, in, c)
 	head := c.Head().Number.Int64()
 	start := in.fl.StartBlock()
 	bf := counter(t, in.reg, "echain_indexer_blocks_indexed_total", map[string]string{"mode": "backfill"})
@@ -71,7 +71,7 @@ func TestFinalizedTag(t *testing.T) {
 	s.Config.UseFinalizedTag = true
 	s.Config.BackfillMinBlocks = 20
 	in := startIndexer(t, s)
-	waitSynced(t, in, c, 30*time.Second)
+	waitSynced(t, in, c)
 	ctx := context.Background()
 	fin, err := c.Client().HeaderByNumber(ctx, big.NewInt(int64(rpc.FinalizedBlockNumber)))
 	if err != nil {

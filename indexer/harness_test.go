@@ -20,6 +20,7 @@ import (
 	"github.com/echain/echain-indexer/indexer/echain"
 	"github.com/echain/echain-indexer/indexer/echain/echaintest"
 	"github.com/echain/echain-indexer/indexer/source"
+	"github.com/echain/echain-indexer/internal/testwait"
 	"github.com/echain/echain-indexer/schema"
 	"github.com/echain/echain-indexer/store"
 	"github.com/echain/echain-indexer/store/storetest"
@@ -62,9 +63,7 @@ func startChain(t testing.TB, cfg devchain.Config) *devchain.Chain {
 	if cfg.MetadataAddr == "" {
 		cfg.MetadataAddr = "off"
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	c, err := devchain.Start(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	c, err := devchain.Start(testwait.Context(t), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatalf("start dev chain: %v", err)
 	}
@@ -193,30 +192,26 @@ func (in *instance) runErr() (error, bool) {
 }
 
 // waitSynced waits until the store's cursor is the chain's current head (same hash).
-func waitSynced(t testing.TB, in *instance, c *devchain.Chain, timeout time.Duration) {
+func waitSynced(t testing.TB, in *instance, c *devchain.Chain) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	testwait.For(t, "the store's cursor to reach the chain's head", func() (bool, string) {
 		head := c.Head()
 		got, err := in.st.Head(context.Background())
 		if err != nil {
 			t.Fatalf("store head: %v", err)
 		}
 		if got != nil && got.Number == head.Number.Int64() && got.Hash == head.Hash() {
-			return
+			return true, ""
 		}
 		if err, done := in.runErr(); done {
 			t.Fatalf("indexer stopped: %v", err)
 		}
-		if time.Now().After(deadline) {
-			var n int64 = -1
-			if got != nil {
-				n = got.Number
-			}
-			t.Fatalf("indexer did not reach head %d (%s) in %s: at %d; status %+v", head.Number, head.Hash(), timeout, n, in.fl.Status())
+		var n int64 = -1
+		if got != nil {
+			n = got.Number
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return false, fmt.Sprintf("at %d, head %d (%s); status %+v", n, head.Number, head.Hash(), in.fl.Status())
+	})
 }
 
 // scratchIndex indexes the chain as it is now into a fresh database and returns its URL.
@@ -225,7 +220,7 @@ func scratchIndex(t testing.TB, c *devchain.Chain) string {
 	db := storetest.NewDB(t)
 	s := chainSetup(c, db)
 	in := startIndexer(t, s)
-	waitSynced(t, in, c, 90*time.Second)
+	waitSynced(t, in, c)
 	in.stop()
 	return db
 }

@@ -2,6 +2,7 @@ package indexer_test
 
 import (
 	"context"
+	"fmt"
 	"math/big"
 	"testing"
 	"time"
@@ -11,21 +12,23 @@ import (
 	"github.com/echain/echain-indexer/devchain"
 	"github.com/echain/echain-indexer/indexer"
 	"github.com/echain/echain-indexer/indexer/source"
+	"github.com/echain/echain-indexer/internal/testwait"
 	"github.com/echain/echain-indexer/store/storetest"
 )
 
-// TestHints runs the follower without a WebSocket and with slow head polling, so only hints
-// make it look early: a hint by number or by transaction commits the block within a second,
-// fills a gap, and hints for processed, unknown or inconsistent blocks change nothing.
+// TestHints runs the follower without a WebSocket and with head polling slow enough that a
+// poll rarely lands between sealing a block and hinting it, so hints make it look early: a hint
+// by number or by transaction commits the block, fills a gap, and hints for processed, unknown
+// or inconsistent blocks change nothing.
 func TestHints(t *testing.T) {
 	c := startChain(t, devchain.Config{})
 	tr := devchain.NewTraffic(c, devchain.TrafficConfig{TxsPerBlock: 4}, quietLog())
 	steps(t, tr, 20)
 	s := chainSetup(c, storetest.NewDB(t))
 	s.Endpoints = []source.Endpoint{{Name: "http-only", HTTPURL: c.HTTPURL}}
-	s.Source.PollInterval = 4 * time.Second
+	s.Source.PollInterval = 20 * time.Second
 	in := startIndexer(t, s)
-	waitSynced(t, in, c, 30*time.Second)
+	waitSynced(t, in, c)
 	ctx := context.Background()
 
 	step := func() (uint64, common.Hash) {
@@ -36,22 +39,15 @@ func TestHints(t *testing.T) {
 		}
 		return res.Head, res.HeadHash
 	}
-	headIs := func(n uint64, within time.Duration) {
+	headIs := func(n uint64) {
 		t.Helper()
-		deadline := time.Now().Add(within)
-		for {
+		testwait.For(t, fmt.Sprintf("the hinted block %d in the store", n), func() (bool, string) {
 			h, err := in.st.Head(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if h.Number == int64(n) && h.Hash == c.Head().Hash() {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("store head %d, want %d within %s", h.Number, n, within)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+			return h.Number == int64(n) && h.Hash == c.Head().Hash(), fmt.Sprintf("store head %d", h.Number)
+		})
 	}
 	stays := func(n uint64) {
 		t.Helper()
@@ -76,12 +72,12 @@ func TestHints(t *testing.T) {
 	n1, _ := step()
 	sent := time.Now()
 	in.fl.Hint(indexer.Hint{Block: n1})
-	headIs(n1, time.Second)
+	headIs(n1)
 	t.Logf("hinted block committed %s after the hint", time.Since(sent).Round(time.Millisecond))
 
 	n2, _ := step()
 	in.fl.Hint(indexer.Hint{TxHash: txOf(n2)})
-	headIs(n2, time.Second)
+	headIs(n2)
 
 	in.fl.Hint(indexer.Hint{Block: n1}) // already processed
 	in.fl.Hint(indexer.Hint{Block: n2 + 100})
@@ -90,31 +86,27 @@ func TestHints(t *testing.T) {
 	step()
 	n4, _ := step()
 	in.fl.Hint(indexer.Hint{Block: n4}) // fills n3 too
-	headIs(n4, time.Second)
+	headIs(n4)
 
 	n5, _ := step()
 	in.fl.Hint(indexer.Hint{Block: n5, TxHash: txOf(n2)}) // the node puts that tx elsewhere
 	stays(n4)
 	in.fl.Hint(indexer.Hint{Block: n5})
-	headIs(n5, time.Second)
+	headIs(n5)
 
 	useful := counter(t, in.reg, "echain_indexer_hints_total", map[string]string{"result": "useful"})
 	stale := counter(t, in.reg, "echain_indexer_hints_total", map[string]string{"result": "stale"})
 	unknown := counter(t, in.reg, "echain_indexer_hints_total", map[string]string{"result": "unknown"})
 	t.Logf("hints: useful %v stale %v unknown %v", useful, stale, unknown)
 	// Four hints were ahead of the follower and one behind; a poll landing between sealing and
-	// hinting (4 s apart, so rarely) turns a useful one into a stale one.
+	// committing (20 s apart, so rarely) turns a useful one into a stale one.
 	if useful < 3 || useful+stale != 5 || unknown != 2 {
 		t.Fatalf("hint outcomes useful %v stale %v unknown %v, want 4, 1, 2", useful, stale, unknown)
 	}
 	// The slow poll eventually reports the hinted head: the hint's lead over it is measured.
-	deadline := time.Now().Add(10 * time.Second)
-	for counter(t, in.reg, "echain_indexer_hint_lead_seconds", nil) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("no hint lead time recorded after the head arrived")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testwait.Until(t, "a hint lead time, recorded when the slow poll reports the hinted head", func() bool {
+		return counter(t, in.reg, "echain_indexer_hint_lead_seconds", nil) > 0
+	})
 	in.stop()
 	compareStores(t, scratchIndex(t, c), s.DB)
 }

@@ -2,6 +2,7 @@ package indexer_test
 
 import (
 	"context"
+	"fmt"
 	"math/rand"
 	"os/exec"
 	"sync"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/echain/echain-indexer/devchain"
 	"github.com/echain/echain-indexer/indexer/source"
+	"github.com/echain/echain-indexer/internal/testwait"
 	"github.com/echain/echain-indexer/store/storetest"
 )
 
@@ -81,13 +83,10 @@ func TestKillRecovery(t *testing.T) {
 	// Kills at the head: each restart first catches up, then dies at a random instant.
 	for atHead < 12 {
 		cmd := startChild(t, s)
-		deadline := time.Now().Add(60 * time.Second)
-		for behind() > 3 {
-			if time.Now().After(deadline) {
-				t.Fatalf("restarted indexer did not catch up: %d blocks behind", behind())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		testwait.For(t, "a restarted indexer to catch up to 3 blocks behind the head", func() (bool, string) {
+			n := behind()
+			return n <= 3, fmt.Sprintf("%d blocks behind", n)
+		})
 		kill(cmd, time.Duration(rng.Intn(400))*time.Millisecond)
 		atHead++
 	}
@@ -97,7 +96,7 @@ func TestKillRecovery(t *testing.T) {
 		t.Fatalf("only %d kills happened during the backfill", inBackfill)
 	}
 	in := startIndexer(t, s)
-	waitSynced(t, in, c, 60*time.Second)
+	waitSynced(t, in, c)
 	in.stop()
 	compareStores(t, scratchIndex(t, c), s.DB)
 }

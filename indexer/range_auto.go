@@ -1,15 +1,21 @@
 package indexer
 
 import (
+	"context"
 	"log/slog"
 	"sync"
 
 	"github.com/echain/echain-indexer/indexer/source"
 )
 
+// densitySample is how many blocks without handled logs have their transactions counted per
+// range in getLogs mode, for receiptsMode's estimate.
+const densitySample = 16
+
+// observeDensity feeds receiptsMode with how much of the range's blocks the handled
 // transactions were.
-func (fl *Follower) observeDensity(j *rangeJob, contents []source.BlockContent, stats source.TxStats) {
-	blocks := float64(j.to - j.from + 1)
+func (fl *Follower) observeDensity(ctx context.Context, j *rangeJob, contents []source.BlockContent, stats source.TxStats) {
+	blocks := int(j.to - j.from + 1)
 	wanted := 0
 	for _, blk := range j.blocks {
 		wanted += len(blk.Txs)
@@ -22,16 +28,70 @@ func (fl *Follower) observeDensity(j *rangeJob, contents []source.BlockContent, 
 		fl.rcptMode.observe(fl.log, float64(wanted), float64(all))
 		return
 	}
+	if !fl.rcptMode.deciding() {
+		return // nothing to decide: spare the node the counts
+	}
 	if stats.Blocks == 0 {
 		// No block said how many transactions it holds (no handled logs, or no block receipts):
 		// count a transaction per block, enough to say "not worth the receipts".
-		fl.rcptMode.observe(fl.log, float64(wanted), max(blocks, float64(wanted)))
+		fl.rcptMode.observe(fl.log, float64(wanted), float64(max(blocks, wanted)))
 		return
 	}
-	// Blocks without handled logs hold about as many transactions as those with.
-	perBlock := float64(stats.BlockTxs) / float64(stats.Blocks)
-	all := float64(stats.BlockTxs) + (blocks-float64(stats.Blocks))*perBlock
-	fl.rcptMode.observe(fl.log, float64(stats.Wanted), max(all, float64(stats.Wanted)))
+	var counts []uint64
+	if sample := sampleQuietBlocks(j.from, j.to, j.blocks, densitySample); len(sample) > 0 {
+		var err error
+		if counts, err = fl.src.BlockTxCounts(ctx, sample); err != nil {
+			fl.log.Debug("backfill: block transaction counts unavailable; range not observed", "from", j.from, "to", j.to, "err", err)
+			return
+		}
+	}
+	fl.rcptMode.observe(fl.log, float64(wanted), rangeTxs(blocks, len(j.blocks), wanted, stats, counts))
+}
+
+// rangeTxs estimates how many transactions a range's blocks hold in getLogs mode, where only
+// some counts are known: those of the blocks with handled logs whose receipts the node sent
+// (stats), exactly; the other blocks with handled logs at the handled share measured in those;
+// and the blocks without handled logs, which may be empty (a quiet chain) or full of other
+// contracts' transactions (a public one), by the mean of a sample of their counts.
+func rangeTxs(blocks, logBlocks, wanted int, stats source.TxStats, quietSample []uint64) float64 {
+	all := float64(stats.BlockTxs)
+	if rest := wanted - stats.Wanted; rest > 0 && stats.Wanted > 0 {
+		all += float64(rest) * float64(stats.BlockTxs) / float64(stats.Wanted)
+	}
+	if quiet := blocks - logBlocks; quiet > 0 && len(quietSample) > 0 {
+		var sum uint64
+		for _, n := range quietSample {
+			sum += n
+		}
+		all += float64(quiet) * float64(sum) / float64(len(quietSample))
+	}
+	return max(all, float64(wanted))
+}
+
+// sampleQuietBlocks picks up to k numbers of from..to without handled logs (blocks lists those
+// with), spread evenly over the range.
+func sampleQuietBlocks(from, to int64, blocks []*Block, k int) []uint64 {
+	busy := make(map[int64]bool, len(blocks))
+	for _, b := range blocks {
+		busy[b.Ptr.Number] = true
+	}
+	quiet := int(to-from+1) - len(busy)
+	if quiet <= 0 || k <= 0 {
+		return nil
+	}
+	step := max(1, quiet/k)
+	var out []uint64
+	i := 0
+	for n := from; n <= to && len(out) < k; n++ {
+		if busy[n] {
+			continue
+		}
+		if i%step == 0 {
+			out = append(out, uint64(n))
+		}
+		i++
+	}
+	return out
 }
 
 // receiptsMode decides whether backfill ranges take their logs and transactions from the
@@ -56,6 +116,13 @@ const (
 	receiptsLeave = 0.5  // and back to eth_getLogs
 	receiptsKeep  = 0.5  // decay per observed range
 )
+
+// deciding reports whether observations can still switch the mode (auto, receipts available).
+func (m *receiptsMode) deciding() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.setting == LogSourceAuto && !m.never
+}
 
 func (m *receiptsMode) use() bool {
 	m.mu.Lock()

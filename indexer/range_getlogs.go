@@ -17,15 +17,32 @@ import (
 func (fl *Follower) fetchByGetLogs(ctx context.Context, st *chainState, j *rangeJob) (*rangeFetch, error) {
 	began := time.Now()
 	f := &rangeFetch{}
-	f.merged = len(fl.filter.templateTopics) > 0 && st.sourceCount() > fl.addressChunk()/2 && fl.topicMode.merged(ctx, fl, st, j.from, j.to)
+	// A probe's answer holds every handled log of the range's first blocks: those blocks are not
+	// asked for again, whichever mode it chose (address mode keeps its fixed contracts' logs and
+	// asks for the data sources' logs of the whole range after discovery, as always).
+	var probe []types.Log
+	from := j.from
+	if len(fl.filter.templateTopics) > 0 && st.sourceCount() > fl.addressChunk()/2 {
+		var probeTo int64
+		f.merged, probe, probeTo = fl.topicMode.merged(ctx, fl, st, j.from, j.to)
+		if probe != nil {
+			from = probeTo + 1
+		}
+	}
+	var rest []types.Log
 	var err error
 	if f.merged {
-		f.raw, err = fl.rangeLogsUnfiltered(ctx, j.from, j.to, fl.filter.allTopics)
+		rest, err = fl.rangeLogsUnfiltered(ctx, from, j.to, fl.filter.allTopics)
 	} else {
-		f.raw, err = fl.rangeLogs(ctx, j.from, j.to, fl.filter.fixedAddrs, fl.filter.fixedTopics)
+		rest, err = fl.rangeLogs(ctx, from, j.to, fl.filter.fixedAddrs, fl.filter.fixedTopics)
 	}
 	if err != nil {
 		return nil, err
+	}
+	if probe != nil {
+		f.raw = append(probe, rest...)
+	} else {
+		f.raw = rest
 	}
 	f.wide = f.merged
 	f.fetching = time.Since(began) // the sizer judges the node's getLogs work, not waits between stages
@@ -90,15 +107,17 @@ func (m *topicMode) ok() bool {
 	return total == 0 || (m.other/total <= maxForeignShare && m.other/m.blocks <= maxForeignPerBlock)
 }
 
-// merged reports whether the range should use merged mode, probing first when due.
-func (m *topicMode) merged(ctx context.Context, fl *Follower, st *chainState, from, to int64) bool {
+// merged reports whether the range should use merged mode, probing first when due. A probe
+// returns its answer, every handled topic of blocks from..probeTo from any address, so that the
+// range does not fetch those blocks again.
+func (m *topicMode) merged(ctx context.Context, fl *Follower, st *chainState, from, to int64) (use bool, probe []types.Log, probeTo int64) {
 	m.mu.Lock()
 	due := !m.probing && (!m.known || (!m.ok() && m.sinceProbe >= probeEvery))
 	m.sinceProbe++
 	if !due {
 		use := m.ok()
 		m.mu.Unlock()
-		return use
+		return use, nil, 0
 	}
 	m.probing = true
 	m.mu.Unlock()
@@ -110,7 +129,7 @@ func (m *topicMode) merged(ctx context.Context, fl *Follower, st *chainState, fr
 	m.probing = false
 	m.sinceProbe = 0
 	if err != nil {
-		return false // address mode; probe again later
+		return false, nil, 0 // address mode; probe again later
 	}
 	var ours, other int
 	for i := range logs {
@@ -124,9 +143,12 @@ func (m *topicMode) merged(ctx context.Context, fl *Follower, st *chainState, fr
 		}
 	}
 	m.ours, m.other, m.blocks, m.known = float64(ours), float64(other), float64(hi-from+1), true
-	use := m.ok()
+	use = m.ok()
 	fl.log.Info("backfill log fetch mode", "merged", use, "probe_blocks", hi-from+1, "handled_logs", ours, "other_logs", other)
-	return use
+	if logs == nil {
+		logs = []types.Log{} // an answer, though empty
+	}
+	return use, logs, hi
 }
 
 // observe records a merged answer.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/echain/echain-indexer/devchain"
 	"github.com/echain/echain-indexer/indexer"
+	"github.com/echain/echain-indexer/internal/testwait"
 	"github.com/echain/echain-indexer/store/storetest"
 )
 
@@ -33,7 +34,7 @@ func TestReorgFuzz(t *testing.T) {
 		// Let the follower see most heads, so reorgs hit it live rather than being skipped over.
 		time.Sleep(time.Millisecond)
 	}
-	waitSynced(t, in, c, 60*time.Second)
+	waitSynced(t, in, c)
 	reorgs := counter(t, in.reg, "echain_indexer_reorgs_total", nil)
 	st := tr.Stats()
 	t.Logf("chain: %d blocks, %d reorgs injected (depths %v); follower handled %v reorgs", c.Head().Number, st.Reorgs, depths, reorgs)
@@ -59,7 +60,7 @@ func TestReorgTooDeep(t *testing.T) {
 	s := chainSetup(c, storetest.NewDB(t))
 	s.Config.FinalityDepth = 4
 	in := startIndexer(t, s)
-	waitSynced(t, in, c, 30*time.Second)
+	waitSynced(t, in, c)
 	before, err := in.st.Head(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +75,7 @@ func TestReorgTooDeep(t *testing.T) {
 			t.Fatalf("Run returned %v, want ErrReorgTooDeep", err)
 		}
 		t.Logf("Run: %v", err)
-	case <-time.After(20 * time.Second):
+	case <-testwait.After(t):
 		t.Fatalf("follower did not stop on a reorg deeper than its window; status %+v", in.fl.Status())
 	}
 	if n := counter(t, in.reg, "echain_indexer_reorg_too_deep_total", nil); n != 1 {

@@ -2,16 +2,17 @@ package indexer_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/echain/echain-indexer/devchain"
 	"github.com/echain/echain-indexer/indexer"
 	"github.com/echain/echain-indexer/indexer/source"
+	"github.com/echain/echain-indexer/internal/testwait"
 	"github.com/echain/echain-indexer/store"
 	"github.com/echain/echain-indexer/store/storetest"
 )
@@ -76,11 +77,10 @@ func TestResyncWhileRunning(t *testing.T) {
 	steps(t, tr, 80)
 	s := chainSetup(c, storetest.NewDB(t))
 	leader := startIndexer(t, s)
-	waitSynced(t, leader, c, 30*time.Second)
+	waitSynced(t, leader, c)
 	notes := listen(t, s.DB)
 
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	ctx := testwait.Context(t)
 	// The command's own endpoint refuses connections: with a leader running, it needs none.
 	cs := s
 	cs.Endpoints = []source.Endpoint{{Name: "dead", HTTPURL: "http://127.0.0.1:1"}}
@@ -147,15 +147,9 @@ func TestResyncWhileRunning(t *testing.T) {
 	if got := counter(t, leader.reg, "echain_indexer_blocks_indexed_total", nil) - before; got < float64(head-from+1) {
 		t.Fatalf("leader re-indexed %v blocks, want at least %d", got, head-from+1)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for notes.revertsTo(from-1) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("no revert notification to block %d", from-1)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.Until(t, fmt.Sprintf("a revert notification to block %d", from-1), func() bool { return notes.revertsTo(from-1) > 0 })
 	steps(t, tr, 3)
-	waitSynced(t, leader, c, 30*time.Second)
+	waitSynced(t, leader, c)
 	leader.stop()
 	compareStores(t, scratchIndex(t, c), s.DB)
 }
@@ -169,13 +163,12 @@ func TestResyncStopped(t *testing.T) {
 	s := chainSetup(c, storetest.NewDB(t))
 	s.Config.FinalityDepth = 16
 	in := startIndexer(t, s)
-	waitSynced(t, in, c, 30*time.Second)
+	waitSynced(t, in, c)
 	in.stop()
 	steps(t, tr, 5) // the re-sync also catches up with blocks sealed while stopped
 	notes := listen(t, s.DB)
 
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	ctx := testwait.Context(t)
 	cmd, err := build(ctx, s, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
@@ -190,12 +183,7 @@ func TestResyncStopped(t *testing.T) {
 	if last.Phase != "done" || last.Indexed != c.Head().Number.Int64() {
 		t.Fatalf("last progress %+v, want done at head %d", last, c.Head().Number)
 	}
-	if notes.revertsTo(from-1) == 0 {
-		time.Sleep(200 * time.Millisecond)
-		if notes.revertsTo(from-1) == 0 {
-			t.Fatalf("no revert notification to block %d", from-1)
-		}
-	}
+	testwait.Until(t, fmt.Sprintf("a revert notification to block %d", from-1), func() bool { return notes.revertsTo(from-1) > 0 })
 	h, err := cmd.st.Head(ctx)
 	if err != nil {
 		t.Fatal(err)

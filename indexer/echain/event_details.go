@@ -108,24 +108,40 @@ func classifyCallError(err error) callKind {
 }
 
 // fetchDetails returns startTime, endTime and metadataURI of new events as the factory holds
-// them: getEventDetails at the creation block. When the node no longer has that state, it
-// decodes the createEvent call if the transaction called the factory directly, else it reads
-// at the latest block (startTime and endTime never change). Transient failures are returned
-// so the caller retries; nothing here waits on a node that will never answer.
+// them. When the creating transaction called the factory's createEvent directly (nearly every
+// event), its arguments are those values, so they are decoded from its calldata and the node
+// executes nothing. Else (a smart wallet, a multicall) getEventDetails is called at the creation
+// block; when the node no longer has that state, at the latest block (startTime and endTime
+// never change). Transient failures are returned so the caller retries; nothing here waits on
+// a node that will never answer.
 func (h *Handler) fetchDetails(ctx context.Context, reqs []detailsRequest) (map[string]*eventDetails, error) {
 	out := make(map[string]*eventDetails, len(reqs))
 	if len(reqs) == 0 {
 		return out, nil
 	}
-	h.m.detailsCalls.Add(float64(len(reqs)))
-	res, errs, err := h.callDetails(ctx, reqs, true)
+	calls, err := h.creatingCalls(ctx, reqs)
 	if err != nil {
 		return nil, err
 	}
-	// The state is gone for the rest: their transactions are looked up concurrently (a pruned
-	// node during a backfill answers this for every event).
-	var gone []int
-	for i, r := range reqs {
+	var rest []detailsRequest
+	for _, r := range reqs {
+		if d := h.detailsFromCalldata(calls[r.TxHash]); d != nil {
+			h.m.detailsCalldata.Inc()
+			out[r.EventID.String()] = d
+			continue
+		}
+		rest = append(rest, r)
+	}
+	if len(rest) == 0 {
+		return out, nil
+	}
+	h.m.detailsCalls.Add(float64(len(rest)))
+	res, errs, err := h.callDetails(ctx, rest, true)
+	if err != nil {
+		return nil, err
+	}
+	var latest []detailsRequest
+	for i, r := range rest {
 		switch classifyCallError(errs[i]) {
 		case callOK:
 			out[r.EventID.String()] = res[i]
@@ -133,47 +149,18 @@ func (h *Handler) fetchDetails(ctx context.Context, reqs []detailsRequest) (map[
 		case callTransient:
 			return nil, fmt.Errorf("getEventDetails(%s) at block %d: %w", r.EventID, r.Block, errs[i])
 		}
-		h.log.Debug("event details unavailable at the creation block; falling back",
+		h.log.Debug("event details unavailable at the creation block; reading the latest",
 			"event", r.EventID, "block", r.Block, "err", errs[i])
-		gone = append(gone, i)
-	}
-	fromData := make([]*eventDetails, len(gone))
-	dataErrs := make([]error, len(gone))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, callParallel)
-	for j, i := range gone {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			fromData[j], dataErrs[j] = h.detailsFromCalldata(ctx, reqs[i])
-		}()
-	}
-	wg.Wait()
-	var latest []int
-	for j, i := range gone {
-		if dataErrs[j] != nil {
-			return nil, dataErrs[j]
-		}
-		if d := fromData[j]; d != nil {
-			h.m.detailsFallback.WithLabelValues("calldata").Inc()
-			out[reqs[i].EventID.String()] = d
-			continue
-		}
-		latest = append(latest, i)
+		latest = append(latest, r)
 	}
 	if len(latest) == 0 {
 		return out, nil
 	}
-	lreqs := make([]detailsRequest, len(latest))
-	for j, i := range latest {
-		lreqs[j] = reqs[i]
-	}
-	res, errs, err = h.callDetails(ctx, lreqs, false)
+	res, errs, err = h.callDetails(ctx, latest, false)
 	if err != nil {
 		return nil, err
 	}
-	for j, r := range lreqs {
+	for j, r := range latest {
 		switch classifyCallError(errs[j]) {
 		case callOK:
 			h.m.detailsFallback.WithLabelValues("latest").Inc()
@@ -192,39 +179,106 @@ func (h *Handler) fetchDetails(ctx context.Context, reqs []detailsRequest) (map[
 	return out, nil
 }
 
-// detailsFromCalldata decodes the createEvent arguments when the transaction called the factory
-// directly; nil when it did not (a smart wallet, a multisig).
-func (h *Handler) detailsFromCalldata(ctx context.Context, r detailsRequest) (*eventDetails, error) {
-	var (
-		to   *common.Address
-		data []byte
-	)
-	if r.Tx != nil && r.Tx.Input != nil {
-		to, data = r.Tx.To, r.Tx.Input // a backfill from block contents already read it
-	} else {
-		tx, err := h.chain.TransactionByHash(ctx, r.TxHash)
-		if err != nil {
-			return nil, fmt.Errorf("transaction %s of event %s: %w", r.TxHash, r.EventID, err)
+// txCall is what a transaction called: its recipient and calldata.
+type txCall struct {
+	To    *common.Address `json:"to"`
+	Input hexutil.Bytes   `json:"input"`
+}
+
+// creatingCalls returns what the requests' transactions called, by transaction hash: from the
+// follower's transactions where it holds them with calldata (a backfill from block receipts),
+// else looked up, in JSON-RPC batches where the chain offers them. For the node a lookup is an
+// index read; a getEventDetails call at the creation block executes against historical state.
+// A transaction the node does not know is left out (its event is then called for).
+func (h *Handler) creatingCalls(ctx context.Context, reqs []detailsRequest) (map[common.Hash]*txCall, error) {
+	out := make(map[common.Hash]*txCall, len(reqs))
+	var missing []common.Hash
+	for _, r := range reqs {
+		if _, seen := out[r.TxHash]; seen {
+			continue
 		}
-		to, data = tx.To, tx.Input
+		if r.Tx != nil && r.Tx.Input != nil {
+			out[r.TxHash] = &txCall{To: r.Tx.To, Input: r.Tx.Input}
+			continue
+		}
+		out[r.TxHash] = nil
+		missing = append(missing, r.TxHash)
 	}
-	if to == nil || *to != h.cfg.EventFactory.Address {
-		return nil, nil
+	if len(missing) == 0 {
+		return out, nil
 	}
+	if bc, ok := h.chain.(BatchCaller); ok {
+		for lo := 0; lo < len(missing); lo += callBatchSize {
+			hi := min(lo+callBatchSize, len(missing))
+			elems := make([]rpc.BatchElem, hi-lo)
+			res := make([]*txCall, hi-lo)
+			for i := lo; i < hi; i++ {
+				elems[i-lo] = rpc.BatchElem{Method: "eth_getTransactionByHash", Args: []any{missing[i]}, Result: &res[i-lo]}
+			}
+			if err := bc.BatchCallContext(ctx, elems); err != nil {
+				return nil, fmt.Errorf("creating transactions of new events: %w", err)
+			}
+			for i := lo; i < hi; i++ {
+				if err := elems[i-lo].Error; err != nil {
+					// The node answered for good (the batch as a whole did not fail): the
+					// event's details are called for instead.
+					h.log.Debug("creating transaction unavailable", "tx", missing[i], "err", err)
+					continue
+				}
+				out[missing[i]] = res[i-lo]
+			}
+		}
+		return out, nil
+	}
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs = make([]error, len(missing))
+		sem  = make(chan struct{}, callParallel)
+	)
+	for i, hash := range missing {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			tx, err := h.chain.TransactionByHash(ctx, hash)
+			if errors.Is(err, ethereum.NotFound) {
+				return
+			}
+			if err != nil {
+				errs[i] = fmt.Errorf("transaction %s of a new event: %w", hash, err)
+				return
+			}
+			mu.Lock()
+			out[hash] = &txCall{To: tx.To, Input: tx.Input}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
+}
+
+// detailsFromCalldata decodes the createEvent arguments when the transaction called the factory
+// directly; nil when it did not (a smart wallet, a multisig) or is unknown.
+func (h *Handler) detailsFromCalldata(c *txCall) *eventDetails {
+	if c == nil || c.To == nil || *c.To != h.cfg.EventFactory.Address {
+		return nil
+	}
+	data := c.Input
 	if len(data) < 4 || string(data[:4]) != string(h.abi.createEvent.ID) {
-		return nil, nil
+		return nil
 	}
 	args, err := h.abi.createEvent.Inputs.Unpack(data[4:])
 	if err != nil || len(args) != 6 {
-		return nil, nil
+		return nil
 	}
 	uri, ok1 := args[1].(string)
 	start, ok2 := args[4].(*big.Int)
 	end, ok3 := args[5].(*big.Int)
 	if !ok1 || !ok2 || !ok3 {
-		return nil, nil
+		return nil
 	}
-	return &eventDetails{StartTime: start, EndTime: end, MetadataURI: uri}, nil
+	return &eventDetails{StartTime: start, EndTime: end, MetadataURI: uri}
 }
 
 // callDetails calls getEventDetails for each request at its creation block (atCreation) or at

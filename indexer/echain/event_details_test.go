@@ -73,6 +73,10 @@ func (f batchingFaultyChain) BatchCallContext(ctx context.Context, b []rpc.Batch
 	}
 	atHash, latest := f.errs()
 	for i := range b {
+		if b[i].Method == "eth_getTransactionByHash" {
+			f.txLookups.Add(1)
+			continue
+		}
 		f.calls.Add(1)
 		if _, isHash := b[i].Args[1].(map[string]any); isHash && atHash != nil {
 			b[i].Error = atHash
@@ -164,21 +168,23 @@ func TestEventDetailsFallbackInjected(t *testing.T) {
 			if err := x.indexErr(); err == nil || !strings.Contains(err.Error(), "connection refused") {
 				t.Fatalf("index with a refusing node: %v, want the transient error", err)
 			}
-			if f.txLookups.Load() != 0 {
-				t.Errorf("a transient failure led to %d transaction lookups (a fallback)", f.txLookups.Load())
+			if n := counterValue(t, x.h.m.detailsFallback.WithLabelValues("latest")); n != 0 {
+				t.Errorf("a transient failure led to %v fallbacks to the latest block", n)
 			}
 			if n := x.state().Count("Event"); n != 0 {
 				t.Fatalf("%d events committed after a failed Prepare", n)
 			}
 
+			f.txLookups.Store(0)
+			f.calls.Store(0)
 			indexWithoutHistory(t, x, f, 2, direct, via, e1, e2)
 		})
 	}
 }
 
 // TestEventDetailsFallbackFromKnownCalldata: when the follower already holds the creating
-// transactions (a backfill from block receipts), the calldata fallback reads them instead of
-// asking the node for each.
+// transactions (a backfill from block receipts), their calldata is read there instead of asking
+// the node for each.
 func TestEventDetailsFallbackFromKnownCalldata(t *testing.T) {
 	var f *faultyChain
 	x := newHarness(t, harnessOpts{archive: true, known: true, wrap: func(c Chain) Chain {
@@ -192,27 +198,76 @@ func TestEventDetailsFallbackFromKnownCalldata(t *testing.T) {
 // indexWithoutHistory indexes with the creation block's state gone (injected through f, or
 // really pruned when f is nil) and checks where each event's details came from: the calldata of
 // the direct createEvent, the latest block for the smart wallet's (not a createEvent call on the
-// factory). lookups is how many transactions the fallback should have asked f for.
+// factory). lookups is how many transactions should have been asked of f.
 func indexWithoutHistory(t *testing.T, x *harness, f *faultyChain, lookups int64, direct, via devchain.EventParams, e1, e2 devchain.Created) {
 	t.Helper()
 	if f != nil {
 		f.set(errNoHistory, nil)
 	}
+	calldata0 := counterValue(t, x.h.m.detailsCalldata)
+	latest0 := counterValue(t, x.h.m.detailsFallback.WithLabelValues("latest"))
 	x.index()
 	checkTimes(t, x, e1.EventID, direct)
 	checkTimes(t, x, e2.EventID, via)
-	if got := counterValue(t, x.h.m.detailsFallback.WithLabelValues("calldata")); got != 1 {
-		t.Errorf("calldata fallbacks = %v, want 1", got)
+	if got := counterValue(t, x.h.m.detailsCalldata) - calldata0; got != 1 {
+		t.Errorf("details from calldata = %v, want 1", got)
 	}
-	if got := counterValue(t, x.h.m.detailsFallback.WithLabelValues("latest")); got != 1 {
+	if got := counterValue(t, x.h.m.detailsFallback.WithLabelValues("latest")) - latest0; got != 1 {
 		t.Errorf("latest fallbacks = %v, want 1", got)
 	}
 	if f != nil {
 		if n := f.txLookups.Load(); n != lookups {
 			t.Errorf("%d transaction lookups, want %d", n, lookups)
 		}
+		// The wallet's event: once at the creation block (state gone), once at the latest.
+		if n := f.calls.Load(); n != 2 {
+			t.Errorf("%d getEventDetails calls, want 2", n)
+		}
 	}
 	x.compare()
+}
+
+// TestEventDetailsCalledOnlyForIndirectCreations: on an archive node, an event created by a
+// direct createEvent call takes its details from the calldata, with no getEventDetails call at
+// historical state; one created through a smart wallet is still called for. The entities equal
+// the oracle's either way, whether the transactions are held (receipts backfill) or looked up
+// (in a batch or one by one).
+func TestEventDetailsCalledOnlyForIndirectCreations(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		batch, known bool
+		lookups      int64
+	}{
+		{"lookup", false, false, 2}, {"lookup batched", true, false, 2}, {"known", true, true, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var f *faultyChain
+			x := newHarness(t, harnessOpts{archive: true, known: tc.known, wrap: func(c Chain) Chain {
+				f = &faultyChain{Chain: c, batch: tc.batch}
+				if tc.batch {
+					return batchingFaultyChain{f}
+				}
+				return f
+			}})
+			direct, via, e1, e2 := fallbackScenario(x)
+			x.index()
+			checkTimes(t, x, e1.EventID, direct)
+			checkTimes(t, x, e2.EventID, via)
+			if n := f.calls.Load(); n != 1 {
+				t.Errorf("%d getEventDetails calls, want 1 (the wallet's event only)", n)
+			}
+			if got := counterValue(t, x.h.m.detailsCalls); got != 1 {
+				t.Errorf("event_details_calls_total = %v, want 1", got)
+			}
+			if got := counterValue(t, x.h.m.detailsCalldata); got != 1 {
+				t.Errorf("details from calldata = %v, want 1", got)
+			}
+			if n := f.txLookups.Load(); n != tc.lookups {
+				t.Errorf("%d transaction lookups, want %d", n, tc.lookups)
+			}
+			x.compare()
+		})
+	}
 }
 
 // TestEventDetailsUnavailableEverywhere: a factory that can never answer (every call reverts)

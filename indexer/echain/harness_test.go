@@ -20,6 +20,7 @@ import (
 	"github.com/echain/echain-indexer/indexer"
 	"github.com/echain/echain-indexer/indexer/echain/echaintest"
 	"github.com/echain/echain-indexer/indexer/source"
+	"github.com/echain/echain-indexer/internal/testwait"
 	"github.com/echain/echain-indexer/schema"
 	"github.com/echain/echain-indexer/store"
 	"github.com/echain/echain-indexer/store/storetest"
@@ -61,8 +62,7 @@ type harnessOpts struct {
 
 func newHarness(t *testing.T, o harnessOpts) *harness {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	t.Cleanup(cancel)
+	ctx := testwait.Context(t)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	dc, err := devchain.Start(ctx, devchain.Config{
 		Archive:  o.archive,

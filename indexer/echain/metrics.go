@@ -9,6 +9,7 @@ import (
 type metrics struct {
 	logs            *prometheus.CounterVec   // handled logs by event name
 	skipped         *prometheus.CounterVec   // logs that changed nothing, by reason
+	detailsCalldata prometheus.Counter       // events whose details the createEvent calldata gave
 	detailsCalls    prometheus.Counter       // getEventDetails calls at the creation block
 	detailsFallback *prometheus.CounterVec   // fallbacks when that state was unavailable
 	metadata        *prometheus.CounterVec   // document lookups by result
@@ -27,13 +28,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "echain_indexer_mapping_skipped_logs_total",
 			Help: "Logs the Echain mappings could not use (undecodable, unknown listing or ticket contract), by reason.",
 		}, []string{"reason"}),
+		detailsCalldata: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "echain_indexer_mapping_event_details_calldata_total",
+			Help: "New events whose startTime, endTime and metadataURI were decoded from a direct createEvent call (no contract call).",
+		}),
 		detailsCalls: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "echain_indexer_mapping_event_details_calls_total",
-			Help: "getEventDetails calls made at an event's creation block.",
+			Help: "getEventDetails calls made at an event's creation block (events not created by a direct createEvent call).",
 		}),
 		detailsFallback: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "echain_indexer_mapping_event_details_fallbacks_total",
-			Help: "Events whose creation-block state was unavailable, by the fallback used (calldata: decoded createEvent; latest: getEventDetails at the latest block).",
+			Help: "Events whose creation-block state was unavailable, by the fallback used (latest: getEventDetails at the latest block; none: left zero).",
 		}, []string{"fallback"}),
 		metadata: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "echain_indexer_mapping_metadata_documents_total",
@@ -54,7 +59,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 9),
 		}, []string{"stage"}),
 	}
-	for _, c := range []prometheus.Collector{m.logs, m.skipped, m.detailsCalls, m.detailsFallback, m.metadata, m.metadataSeconds, m.metadataFills, m.prepareSeconds} {
+	for _, c := range []prometheus.Collector{m.logs, m.skipped, m.detailsCalldata, m.detailsCalls, m.detailsFallback, m.metadata, m.metadataSeconds, m.metadataFills, m.prepareSeconds} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register echain mapping metrics: %w", err)
 		}

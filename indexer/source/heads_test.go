@@ -13,6 +13,7 @@ import (
 
 	"github.com/echain/echain-indexer/devchain"
 	"github.com/echain/echain-indexer/indexer/source/rpcproxy"
+	"github.com/echain/echain-indexer/internal/testwait"
 )
 
 // gapFiller consumes heads the way the follower does: on each head it fetches every block from
@@ -58,15 +59,9 @@ func (g *gapFiller) at() uint64 {
 	return g.cursor
 }
 
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testwait.Until(t, what, cond)
 }
 
 func commit(t *testing.T, c *devchain.Chain) uint64 {
@@ -128,13 +123,13 @@ func TestNewHeadsSurviveConnectionCuts(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := fillGaps(ctx, t, s, heads, start)
-	waitFor(t, "websocket mode", 10*time.Second, func() bool { return s.HeadState().Mode == ModeWebSocket })
+	waitFor(t, "websocket mode", func() bool { return s.HeadState().Mode == ModeWebSocket })
 
 	var head uint64
 	for range 3 {
 		head = commit(t, c)
 	}
-	waitFor(t, "heads over websocket", 10*time.Second, func() bool { return g.at() == head })
+	waitFor(t, "heads over websocket", func() bool { return g.at() == head })
 	viaWS := metricSum(t, reg, "echain_indexer_rpc_heads_total", map[string]string{"via": ModeWebSocket})
 	if viaWS < 1 {
 		t.Fatalf("no head arrived over the websocket")
@@ -145,13 +140,13 @@ func TestNewHeadsSurviveConnectionCuts(t *testing.T) {
 	if tcp.CutAll() == 0 {
 		t.Fatal("no websocket connection to cut")
 	}
-	waitFor(t, "polling mode", 5*time.Second, func() bool { return s.HeadState().Mode == ModePolling })
+	waitFor(t, "polling mode", func() bool { return s.HeadState().Mode == ModePolling })
 	polled := metricSum(t, reg, "echain_indexer_rpc_heads_total", map[string]string{"via": ModePolling})
 	for range 3 {
 		head = commit(t, c)
 		time.Sleep(60 * time.Millisecond)
 	}
-	waitFor(t, "heads by polling during the outage", 10*time.Second, func() bool { return g.at() == head })
+	waitFor(t, "heads by polling during the outage", func() bool { return g.at() == head })
 	if s.HeadState().Mode != ModePolling {
 		t.Fatalf("mode %q during the refusal", s.HeadState().Mode)
 	}
@@ -160,7 +155,7 @@ func TestNewHeadsSurviveConnectionCuts(t *testing.T) {
 	}
 
 	// After the refusal the subscription comes back by itself.
-	waitFor(t, "websocket again", 10*time.Second, func() bool { return s.HeadState().Mode == ModeWebSocket })
+	waitFor(t, "websocket again", func() bool { return s.HeadState().Mode == ModeWebSocket })
 	if tcp.Refused() == 0 {
 		t.Fatal("no reconnect attempt hit the refusal")
 	}
@@ -173,7 +168,7 @@ func TestNewHeadsSurviveConnectionCuts(t *testing.T) {
 	for range 3 {
 		head = commit(t, c)
 	}
-	waitFor(t, "heads after reconnecting", 10*time.Second, func() bool { return g.at() == head })
+	waitFor(t, "heads after reconnecting", func() bool { return g.at() == head })
 	if v := metricSum(t, reg, "echain_indexer_rpc_heads_total", map[string]string{"via": ModeWebSocket}); v <= viaWS {
 		t.Fatal("no websocket head after reconnecting")
 	}
@@ -182,10 +177,10 @@ func TestNewHeadsSurviveConnectionCuts(t *testing.T) {
 	cancel()
 	select {
 	case <-g.done:
-	case <-time.After(5 * time.Second):
+	case <-testwait.After(t):
 		t.Fatal("heads channel not closed after cancel")
 	}
-	waitFor(t, "stopped mode", 5*time.Second, func() bool { return s.HeadState().Mode == ModeStopped })
+	waitFor(t, "stopped mode", func() bool { return s.HeadState().Mode == ModeStopped })
 }
 
 func TestNewHeadsSilentSubscription(t *testing.T) {
@@ -199,7 +194,7 @@ func TestNewHeadsSilentSubscription(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := fillGaps(ctx, t, s, heads, start)
-	waitFor(t, "websocket mode", 10*time.Second, func() bool { return s.HeadState().Mode == ModeWebSocket })
+	waitFor(t, "websocket mode", func() bool { return s.HeadState().Mode == ModeWebSocket })
 
 	// A quiet chain is not a quiet subscription.
 	time.Sleep(time.Second)
@@ -215,17 +210,17 @@ func TestNewHeadsSilentSubscription(t *testing.T) {
 	for range 2 {
 		head = commit(t, c)
 	}
-	waitFor(t, "heads despite the silent subscription", 10*time.Second, func() bool { return g.at() == head })
-	waitFor(t, "silent detection", 10*time.Second, func() bool {
+	waitFor(t, "heads despite the silent subscription", func() bool { return g.at() == head })
+	waitFor(t, "silent detection", func() bool {
 		return metricSum(t, reg, "echain_indexer_rpc_subscription_reconnects_total", map[string]string{"reason": "silent"}) >= 1
 	})
-	waitFor(t, "resubscribed", 10*time.Second, func() bool { return s.HeadState().Mode == ModeWebSocket && tcp.Accepted() >= 2 })
+	waitFor(t, "resubscribed", func() bool { return s.HeadState().Mode == ModeWebSocket && tcp.Accepted() >= 2 })
 	viaWS := metricSum(t, reg, "echain_indexer_rpc_heads_total", map[string]string{"via": ModeWebSocket})
 	head = commit(t, c)
-	waitFor(t, "a head on the new subscription", 10*time.Second, func() bool {
+	waitFor(t, "a head on the new subscription", func() bool {
 		return metricSum(t, reg, "echain_indexer_rpc_heads_total", map[string]string{"via": ModeWebSocket}) > viaWS
 	})
-	waitFor(t, "gap fill", 10*time.Second, func() bool { return g.at() == head })
+	waitFor(t, "gap fill", func() bool { return g.at() == head })
 	checkCanonical(t, c, g, start, head)
 }
 
@@ -244,7 +239,7 @@ func TestNewHeadsPollingWithoutWebSocket(t *testing.T) {
 	for range 4 {
 		head = commit(t, c)
 	}
-	waitFor(t, "polled heads", 10*time.Second, func() bool { return g.at() == head })
+	waitFor(t, "polled heads", func() bool { return g.at() == head })
 	if s.HeadState().Mode != ModePolling {
 		t.Fatalf("mode %q", s.HeadState().Mode)
 	}
@@ -252,7 +247,7 @@ func TestNewHeadsPollingWithoutWebSocket(t *testing.T) {
 	s.Close() // closing the source ends the subscription
 	select {
 	case <-g.done:
-	case <-time.After(5 * time.Second):
+	case <-testwait.After(t):
 		t.Fatal("heads channel not closed by Close")
 	}
 }

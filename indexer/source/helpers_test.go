@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/echain/echain-indexer/devchain"
+	"github.com/echain/echain-indexer/internal/testwait"
 )
 
 // testLogger discards unless ECHAIN_TEST_LOG is set: background goroutines may log after a
@@ -27,8 +28,7 @@ func testLogger() *slog.Logger {
 
 func startChain(t testing.TB) *devchain.Chain {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	ctx := testwait.Context(t)
 	var err error
 	for range 3 { // devchain's deploy sometimes seals before its txs are in (reported in STATUS)
 		var c *devchain.Chain

@@ -133,6 +133,43 @@ func (s *Source) HeadersByNumber(ctx context.Context, numbers []uint64) ([]*type
 	return out, nil
 }
 
+// BlockTxCounts returns how many transactions the blocks at numbers hold
+// (eth_getBlockTransactionCountByNumber, in JSON-RPC batches). out[i] is that of numbers[i].
+func (s *Source) BlockTxCounts(ctx context.Context, numbers []uint64) ([]uint64, error) {
+	out := make([]uint64, len(numbers))
+	err := s.parallel(ctx, len(numbers), s.cfg.BatchSize, func(ctx context.Context, lo, hi int) error {
+		need := uint64(0)
+		for _, n := range numbers[lo:hi] {
+			need = max(need, n)
+		}
+		return s.do(ctx, "eth_getBlockTransactionCountByNumber[batch]", need, 0, func(ctx context.Context, ep *endpoint) error {
+			counts := make([]*hexutil.Uint64, hi-lo)
+			elems := make([]batchElem, hi-lo)
+			for i := range elems {
+				elems[i] = batchElem{Method: "eth_getBlockTransactionCountByNumber", Params: []any{hexutil.Uint64(numbers[lo+i])}, Result: &counts[i]}
+			}
+			s.m.batchItems.WithLabelValues(ep.name, "eth_getBlockTransactionCountByNumber").Add(float64(len(elems)))
+			if err := ep.rpc.batch(ctx, elems); err != nil {
+				return err
+			}
+			for i, e := range elems {
+				if e.Err != nil {
+					return e.Err
+				}
+				if counts[i] == nil {
+					return missing("block %d", numbers[lo+i])
+				}
+				out[lo+i] = uint64(*counts[i])
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // Finalized returns the header of the `finalized` block tag. The error matches
 // ErrFinalizedUnsupported when no endpoint answers the tag (or none has a finalized block yet).
 func (s *Source) Finalized(ctx context.Context) (*types.Header, error) {

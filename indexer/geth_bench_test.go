@@ -1,0 +1,377 @@
+package indexer_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ethereum/go-ethereum"
+	gethversion "github.com/ethereum/go-ethereum/version"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/echain/echain-indexer/indexer"
+	"github.com/echain/echain-indexer/indexer/source"
+	"github.com/echain/echain-indexer/internal/testwait"
+	"github.com/echain/echain-indexer/store/storetest"
+)
+
+// BenchmarkBackfillGeth backfills benchHistory's pre-built history (ECHAIN_BENCH_BLOCKS blocks)
+// from a real geth process, `geth --dev` over a datadir the history was imported into, in
+// archive mode (every block's state kept) and full mode (recent state only: calls at old blocks
+// fail), where users run it rather than in the test's own process. It reports what issue 21's
+// table does: wall time, CPU of geth and of the indexer, the indexer's peak RSS, requests by
+// method and bytes answered, and the ratios to two bare walks over the same blocks (every
+// block's receipts and transactions; eth_getLogs of the Echain addresses). geth is built from
+// the go-ethereum module at go.mod's version and kept in <user cache>/echain-indexer/tools.
+func BenchmarkBackfillGeth(b *testing.B) {
+	geth := gethBinary(b)
+	c := benchHistory(b, 2100)
+	dir := b.TempDir()
+	genesis, blocks, err := c.ExportForGeth(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	addrs, head := c.Addresses, c.Head().Number.Uint64()
+	_ = c.Close() // the in-process node is not what is measured
+	for _, mode := range []string{"archive", "full"} {
+		b.Run(mode, func(b *testing.B) {
+			node := startGeth(b, geth, mode, genesis, blocks, head)
+			proxy := newCountingProxy(b, node.url)
+			ctx := context.Background()
+			src, err := source.New(ctx, source.Config{Endpoints: []source.Endpoint{{HTTPURL: proxy.url}}, LogsTimeout: time.Minute},
+				quietLog(), prometheus.NewRegistry())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer src.Close()
+
+			type walk struct {
+				wall, gethCPU, selfCPU float64
+				calls                  map[string]int
+				bytes                  int64
+			}
+			measure := func(fn func()) walk {
+				proxy.reset()
+				g0, s0 := procCPU(node.pid), procCPU(os.Getpid())
+				t0 := time.Now()
+				fn()
+				w := walk{wall: time.Since(t0).Seconds(), gethCPU: procCPU(node.pid) - g0, selfCPU: procCPU(os.Getpid()) - s0}
+				w.calls, w.bytes = proxy.snapshot()
+				return w
+			}
+			rcpt := measure(func() {
+				for from := addrs.StartBlock; from <= head; from += 200 {
+					if _, err := src.BlockContents(ctx, from, min(from+199, head)); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			logs := measure(func() {
+				sizer := source.NewRangeSizer(source.RangeSizerConfig{Initial: 100, Max: 2000, TargetLogs: 20_000, TargetDuration: 2 * time.Second})
+				q := ethereum.FilterQuery{}
+				if _, err := source.WalkLogs(ctx, src, q, addrs.StartBlock, head, sizer, nil); err != nil {
+					b.Fatal(err)
+				}
+			})
+
+			var run walk
+			var rss float64
+			for b.Loop() {
+				b.StopTimer()
+				s := setup{DB: storetest.NewDB(b), Endpoints: []source.Endpoint{{Name: "geth", HTTPURL: proxy.url}}, Addresses: addrs,
+					Config: indexer.Config{FinalityDepth: 64, ProgressInterval: 2 * time.Second}}
+				s.Config.BackfillLogSource = os.Getenv("ECHAIN_BENCH_LOG_SOURCE")
+				st, err := openStore(ctx, s.DB)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				var cmd *exec.Cmd
+				var childCPU float64
+				exited := make(chan error, 1)
+				run = measure(func() {
+					cmd = startChild(b, s)
+					go func() { exited <- cmd.Wait() }()
+					testwait.For(b, "the indexer to reach geth's head", func() (bool, string) {
+						h, err := st.Head(ctx)
+						if err != nil {
+							b.Fatal(err)
+						}
+						select {
+						case err := <-exited:
+							b.Fatalf("indexer exited: %v", err)
+						default:
+						}
+						return h != nil && uint64(h.Number) == head, fmt.Sprintf("at %+v", h)
+					})
+					childCPU = procCPU(cmd.Process.Pid)
+				})
+				b.StopTimer()
+				rss = float64(procStatusKB(cmd.Process.Pid, "VmHWM:")) / 1024
+				_ = cmd.Process.Signal(syscall.SIGTERM)
+				<-exited
+				st.Close()
+				run.selfCPU = childCPU // the indexer's, not the benchmark's
+				b.StartTimer()
+			}
+			b.Logf("geth %s, %d blocks; machine shared, load %s", mode, head-addrs.StartBlock+1, loadavg())
+			for _, x := range []struct {
+				name string
+				w    walk
+			}{{"indexer backfill", run}, {"bare receipts walk", rcpt}, {"bare getLogs walk", logs}} {
+				b.Logf("%-18s wall %6.2f s, geth CPU %6.2f s, client CPU %6.2f s, %7.1f MB answered, requests %s",
+					x.name, x.w.wall, x.w.gethCPU, x.w.selfCPU, float64(x.w.bytes)/1e6, formatCalls(x.w.calls))
+			}
+			b.ReportMetric(run.wall, "s/backfill")
+			b.ReportMetric(run.gethCPU, "cpu-s-geth")
+			b.ReportMetric(run.selfCPU, "cpu-s-indexer")
+			b.ReportMetric(rss, "MB-peak-rss")
+			b.ReportMetric(float64(run.bytes)/1e6, "MB-answered")
+			b.ReportMetric(run.wall/rcpt.wall, "x-receipts-walk-time")
+			b.ReportMetric(run.gethCPU/rcpt.gethCPU, "x-receipts-walk-geth-cpu")
+			b.ReportMetric(run.wall/logs.wall, "x-getLogs-walk-time")
+			b.ReportMetric(run.gethCPU/logs.gethCPU, "x-getLogs-walk-geth-cpu")
+			b.ReportMetric(float64(run.calls["eth_call"]), "eth_calls")
+		})
+	}
+}
+
+// gethBinary builds geth from the go-ethereum module at go.mod's version (go install, so that
+// its own go.sum applies) once per version and returns its path.
+func gethBinary(b *testing.B) string {
+	b.Helper()
+	// The linked go-ethereum is go.mod's (a test binary's build info lists no modules).
+	version := fmt.Sprintf("v%d.%d.%d", gethversion.Major, gethversion.Minor, gethversion.Patch)
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir := filepath.Join(cache, "echain-indexer", "tools", "geth-"+version)
+	bin := filepath.Join(dir, "geth")
+	if _, err := os.Stat(bin); err == nil {
+		return bin
+	}
+	b.Logf("building geth %s into %s (once)", version, dir)
+	cmd := exec.Command("go", "install", "github.com/ethereum/go-ethereum/cmd/geth@"+version)
+	cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOFLAGS=")
+	cmd.Dir = os.TempDir() // outside this module: cmd/geth's dependencies are not in our go.sum
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("build geth: %v\n%s", err, out)
+	}
+	return bin
+}
+
+type gethNode struct {
+	url string
+	pid int
+}
+
+// startGeth initialises a datadir from the exported genesis, imports the history and serves it
+// with geth --dev (HTTP on a free port), until the benchmark ends.
+func startGeth(b *testing.B, bin, mode, genesis, blocks string, head uint64) gethNode {
+	b.Helper()
+	dir := b.TempDir()
+	scheme := "path" // geth's default; full mode keeps the state of the last 128 blocks
+	if mode == "archive" {
+		scheme = "hash"
+	}
+	initFlags := []string{"--datadir", dir, "--state.scheme", scheme}
+	common := append(initFlags[:len(initFlags):len(initFlags)], "--gcmode", mode, "--cache", "256")
+	gethRun := func(command, file string) {
+		flags := common
+		if command == "init" {
+			flags = initFlags // init takes no --gcmode or --cache
+		}
+		args := append(append([]string{command}, flags...), file) // flags before the file: cli stops at it
+		out, err := exec.Command(bin, args...).CombinedOutput()
+		if err != nil {
+			b.Fatalf("geth %s: %v\n%s", command, err, tail(out))
+		}
+	}
+	gethRun("init", genesis)
+	gethRun("import", blocks)
+	port := freePort(b)
+	cmd := exec.Command(bin, append([]string{"--dev", "--dev.period", "0", "--nodiscover", "--maxpeers", "0", "--port", "0",
+		"--authrpc.port", fmt.Sprint(freePort(b)), "--ipcdisable", "--http", "--http.addr", "127.0.0.1",
+		"--http.port", fmt.Sprint(port), "--http.api", "eth,net,web3", "--verbosity", "2"}, common...)...)
+	var logBuf bytes.Buffer
+	cmd.Stderr = &syncWriter{w: &logBuf}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(time.Minute):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	u := fmt.Sprintf("http://127.0.0.1:%d", port)
+	testwait.For(b, "geth to serve the imported history", func() (bool, string) {
+		n, err := blockNumber(u)
+		return err == nil && n >= head, fmt.Sprintf("block %d, %v; log %s", n, err, tail(logBuf.Bytes()))
+	})
+	return gethNode{url: u, pid: cmd.Process.Pid}
+}
+
+func blockNumber(u string) (uint64, error) {
+	resp, err := http.Post(u, "application/json", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}`))
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var r struct{ Result string }
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		return 0, err
+	}
+	var n uint64
+	_, err = fmt.Sscanf(r.Result, "0x%x", &n)
+	return n, err
+}
+
+func freePort(b *testing.B) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func tail(out []byte) string {
+	if len(out) > 2000 {
+		out = out[len(out)-2000:]
+	}
+	return string(out)
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+// countingProxy forwards JSON-RPC to the node and counts calls by method (batch elements each)
+// and the bytes of the answers.
+type countingProxy struct {
+	url   string
+	mu    sync.Mutex
+	calls map[string]int
+	bytes int64
+}
+
+var methodRE = regexp.MustCompile(`"method"\s*:\s*"([^"]+)"`)
+
+func newCountingProxy(b *testing.B, target string) *countingProxy {
+	t, err := url.Parse(target)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := &countingProxy{calls: map[string]int{}}
+	rp := httputil.NewSingleHostReverseProxy(t)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		p.mu.Lock()
+		for _, m := range methodRE.FindAllSubmatch(body, -1) {
+			p.calls[string(m[1])]++
+		}
+		p.mu.Unlock()
+		cw := &countWriter{ResponseWriter: w}
+		rp.ServeHTTP(cw, r)
+		p.mu.Lock()
+		p.bytes += cw.n
+		p.mu.Unlock()
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	b.Cleanup(func() { _ = srv.Close() })
+	p.url = "http://" + ln.Addr().String()
+	return p
+}
+
+func (p *countingProxy) reset() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls, p.bytes = map[string]int{}, 0
+}
+
+func (p *countingProxy) snapshot() (map[string]int, int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[string]int, len(p.calls))
+	for k, v := range p.calls {
+		out[k] = v
+	}
+	return out, p.bytes
+}
+
+type countWriter struct {
+	http.ResponseWriter
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.ResponseWriter.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func formatCalls(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var sb strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&sb, "%s %d, ", k, m[k])
+	}
+	return strings.TrimSuffix(sb.String(), ", ")
+}
+
+// procCPU is a process's user+system CPU seconds so far.
+func procCPU(pid int) float64 { return sampleCPU(pid).child }
+
+func loadavg() string {
+	f, err := os.Open("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	defer f.Close()
+	line, _ := bufio.NewReader(f).ReadString('\n')
+	return strings.Join(strings.Fields(line)[:3], " ")
+}
