@@ -42,7 +42,7 @@ func BenchmarkProxyBackfill(b *testing.B) {
 		b.StartTimer()
 		began := time.Now()
 		in := startIndexer(b, s)
-		waitSynced(b, in, c, time.Hour)
+		waitSynced(b, in, c)
 		wall = time.Since(began)
 		b.StopTimer()
 		use = proxy.Usage()

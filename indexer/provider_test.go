@@ -88,7 +88,7 @@ func TestThroughProvider(t *testing.T) {
 			t.Fatalf("the provider refused ranges only in %v styles", refusedBy)
 		}
 	}
-	waitSynced(t, in, c, 3*time.Minute)
+	waitSynced(t, in, c)
 	add(proxy.Usage())
 	t.Logf("through the provider: %+v; refusals per style %v; websocket connections %d", total, refusedBy, tcp.Accepted())
 	if total.RateLimited == 0 || total.ServerErrors == 0 {
