@@ -55,6 +55,22 @@ func (c *Chain) Reorg(ctx context.Context, depth int) (ReorgResult, error) {
 	return res, nil
 }
 
+// unfrozenDepthLocked is the deepest reorganisation that replaces no frozen block. The simulated
+// beacon marks every 32nd block final as it seals it, before holdFinalityLocked moves finality
+// back down; a freezer run that falls in that window freezes blocks a random reorg could
+// otherwise reach (seen under load), so random traffic draws its depths within this bound.
+func (c *Chain) unfrozenDepthLocked() int {
+	head := c.eth.BlockChain().CurrentBlock().Number.Uint64()
+	frozen, err := c.eth.ChainDb().Ancients()
+	if err != nil || frozen == 0 {
+		return c.cfg.MaxReorgDepth
+	}
+	if head < frozen {
+		return 0
+	}
+	return int(min(head-frozen+1, uint64(c.cfg.MaxReorgDepth)))
+}
+
 // forkLocked makes the block depth below the head the head again and empties the pool. It
 // returns the removed blocks' transactions in chain order.
 func (c *Chain) forkLocked(depth int) (ReorgResult, []*types.Transaction, error) {

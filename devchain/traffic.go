@@ -153,7 +153,7 @@ func (t *Traffic) Step(ctx context.Context) (StepResult, error) {
 	}
 	if !t.bulk && t.cfg.ReorgEvery > 0 && t.rng.Intn(t.cfg.ReorgEvery) == 0 {
 		depth := 1 + t.rng.Intn(t.cfg.ReorgMaxDepth)
-		if t.m.head >= t.c.Addresses.StartBlock+uint64(depth)+1 {
+		if t.m.head >= t.c.Addresses.StartBlock+uint64(depth)+1 && depth <= t.c.unfrozenDepthLocked() {
 			return t.reorgLocked(ctx, depth)
 		}
 	}
