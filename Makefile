@@ -1,21 +1,27 @@
 # echain-indexer. `make demo` runs everything locally; `make test` is what CI runs.
 GO        ?= go
 BIN       ?= bin/echain-indexer
+# The developer tools (dev chain, demo): a binary of their own, so that BIN links no node.
+DEVBIN    ?= bin/echain-dev
 PKGS      ?= ./...
 # Benchmarks: `make bench BENCH=Backfill BENCHTIME=3x`.
 BENCH     ?= .
 BENCHTIME ?= 1s
 TESTFLAGS ?=
 
-.PHONY: all build demo test check-generated vet fmt-check fmt unit bench contracts graphiql generate clean
+.PHONY: all build build-dev demo test check-generated vet fmt-check fmt unit bench contracts graphiql generate clean
 
 all: build
 
 build:
 	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/echain-indexer
 
-demo: build
-	./$(BIN) demo
+build-dev:
+	$(GO) build -buildvcs=auto -o $(DEVBIN) ./cmd/echain-dev
+
+# The demo prints an echain-indexer command line (status) beside its own binary: build both.
+demo: build build-dev
+	./$(DEVBIN) demo
 
 # Every check CI makes: generated files current, gofmt, go vet, then every test under the race
 # detector (PostgreSQL: $$DATABASE_URL, else 127.0.0.1:5432, else a throwaway cluster).

@@ -11,7 +11,7 @@ import (
 	"github.com/ethereum/go-ethereum/crypto"
 )
 
-// RunConfig configures `echain-indexer devchain`.
+// RunConfig configures `echain-dev devchain`.
 type RunConfig struct {
 	Chain   Config
 	Traffic TrafficConfig

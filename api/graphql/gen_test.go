@@ -10,7 +10,7 @@ import (
 )
 
 // TestResolversUpToDate fails when resolvers_gen.go is not what the schema generates.
-// ECHAIN_UPDATE_GEN=1 rewrites it (go generate ./... does the same through schema/gen).
+// ECHAIN_UPDATE_GEN=1 rewrites it (go generate ./... does the same through internal/gen).
 func TestResolversUpToDate(t *testing.T) {
 	sch, err := schema.Load()
 	if err != nil {

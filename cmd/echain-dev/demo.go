@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path"
 	"strings"
 	"time"
 
@@ -25,12 +26,13 @@ import (
 	"github.com/echain/echain-indexer/abis"
 	"github.com/echain/echain-indexer/config"
 	"github.com/echain/echain-indexer/devchain"
+	"github.com/echain/echain-indexer/internal/cli"
 	"github.com/echain/echain-indexer/store/pglocal"
 )
 
 const demoQuery = `{ events(first: 1000) { id title ticketsSold } _meta { block { number hash } } }`
 
-func newDemoCmd(e *env) *cobra.Command {
+func newDemoCmd(e *cli.Env) *cobra.Command {
 	var verbose bool
 	cmd := &cobra.Command{
 		Use:   "demo",
@@ -43,9 +45,9 @@ func newDemoCmd(e *env) *cobra.Command {
 		// A node's memory grows with its chain: the indexer's memory limit is not for it.
 		Annotations: map[string]string{"runtime": "go-defaults"},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if !verbose && e.cfg.Log.Level < slog.LevelWarn {
+			if !verbose && e.Config().Log.Level < slog.LevelWarn {
 				// The demo's own lines tell the story; component logs only when something is wrong.
-				e.log = newLogger(e.stderr, config.Log{Level: slog.LevelWarn, Format: e.cfg.Log.Format})
+				e.SetLog(cli.NewLogger(e.Stderr(), config.Log{Level: slog.LevelWarn, Format: e.Config().Log.Format}))
 			}
 			return runDemo(cmd.Context(), e)
 		},
@@ -54,19 +56,19 @@ func newDemoCmd(e *env) *cobra.Command {
 	return cmd
 }
 
-func runDemo(ctx context.Context, e *env) (err error) {
+func runDemo(ctx context.Context, e *cli.Env) (err error) {
 	started := time.Now()
-	out := e.stdout
-	cfg := *e.cfg // the demo rewires chain, database and listeners on its own copy
+	out := e.Stdout()
+	cfg := *e.Config() // the demo rewires chain, database and listeners on its own copy
 
 	// PostgreSQL: $DATABASE_URL, else the server on 127.0.0.1:5432, else a throwaway cluster.
-	srv, err := pglocal.Find(ctx, cfg.Database.URL, e.log)
+	srv, err := pglocal.Find(ctx, cfg.Database.URL, e.Log())
 	if err != nil {
 		return fmt.Errorf("demo: PostgreSQL: %w", err)
 	}
 	defer func() {
 		if serr := srv.Stop(); serr != nil {
-			e.log.Warn("stopping the throwaway PostgreSQL", "err", serr)
+			e.Log().Warn("stopping the throwaway PostgreSQL", "err", serr)
 		}
 	}()
 	dbURL, drop, err := freshDatabase(ctx, srv.URL)
@@ -108,34 +110,34 @@ func runDemo(ctx context.Context, e *env) (err error) {
 		cfg.Metrics.Listen = freeOr(cfg.Metrics.Listen, e)
 	}
 
-	app, err := build(ctx, e, &cfg, parts{follower: true, api: true})
+	app, err := cli.BuildIndexer(ctx, e, &cfg)
 	if err != nil {
 		return err
 	}
-	gqlURL := "http://" + app.api.Addr() + "/graphql"
+	gqlURL := "http://" + app.APIAddr() + "/graphql"
 	fmt.Fprintf(out, "\nGraphQL:    %s   (open it in a browser for GraphiQL)\n", gqlURL)
-	if app.mets != nil {
-		fmt.Fprintf(out, "metrics:    http://%s/metrics\n", app.mets.Addr())
+	if app.MetricsAddr() != "" {
+		fmt.Fprintf(out, "metrics:    http://%s/metrics\n", app.MetricsAddr())
 	}
 	fmt.Fprintf(out, "try:        curl -s %s -H 'content-type: application/json' -d '{\"query\":\"%s\"}'\n",
 		gqlURL, strings.ReplaceAll(demoQuery, `"`, `\"`))
 	metricsURL := ""
-	if app.mets != nil {
-		metricsURL = "http://" + app.mets.Addr()
+	if app.MetricsAddr() != "" {
+		metricsURL = "http://" + app.MetricsAddr()
 	}
 	fmt.Fprintf(out, "status:     %s\n", statusHint(dbURL, chain.HTTPURL, metricsURL))
 	fmt.Fprintf(out, "Ctrl-C stops everything.\n\n")
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return app.serve(gctx) })
+	g.Go(func() error { return app.Serve(gctx) })
 	g.Go(func() error { return runTraffic(gctx, e, chain) })
 	g.Go(func() error {
 		sender, err := devchain.NewWebhookSender(devchain.WebhookSenderConfig{
-			URL:     "http://" + app.api.Addr() + "/webhooks/coinbase",
+			URL:     "http://" + app.APIAddr() + "/webhooks/coinbase",
 			Secret:  cfg.Webhook.Secrets[0],
 			Network: firstOr(cfg.Webhook.Networks, "base-sepolia"),
 			ABIs:    echainABIs(),
-		}, e.log.With("component", "webhook-sender"))
+		}, e.Log().With("component", "webhook-sender"))
 		if err != nil {
 			return fmt.Errorf("demo: webhook sender: %w", err)
 		}
@@ -148,7 +150,7 @@ func runDemo(ctx context.Context, e *env) (err error) {
 }
 
 // report prints what the API answers every few seconds: the proof that data flows end to end.
-func report(ctx context.Context, e *env, url string, started time.Time) {
+func report(ctx context.Context, e *cli.Env, url string, started time.Time) {
 	first := true
 	last := ""
 	tick := time.NewTicker(500 * time.Millisecond)
@@ -165,14 +167,14 @@ func report(ctx context.Context, e *env, url string, started time.Time) {
 		}
 		line := fmt.Sprintf("block %d: %d events, %s tickets sold", block, events, sold)
 		if first {
-			fmt.Fprintf(e.stdout, "first GraphQL answer %.1fs after start: %s\n", time.Since(started).Seconds(), line)
+			fmt.Fprintf(e.Stdout(), "first GraphQL answer %.1fs after start: %s\n", time.Since(started).Seconds(), line)
 			first = false
 			tick.Reset(5 * time.Second)
 			last = line
 			continue
 		}
 		if line != last {
-			fmt.Fprintln(e.stdout, line)
+			fmt.Fprintln(e.Stdout(), line)
 			last = line
 		}
 	}
@@ -271,19 +273,20 @@ func statusHint(dbURL, rpcURL, metricsURL string) string {
 	if cfg, err := pgx.ParseConfig(dbURL); err != nil || cfg.Password != "" || strings.Contains(dbURL, "'") {
 		db = "<$DATABASE_URL with database " + dbName(dbURL) + ">"
 	}
-	line := fmt.Sprintf("ECHAIN_DATABASE_URL=%s %s --rpc-http-url %s status", db, binName(), rpcURL)
+	line := fmt.Sprintf("ECHAIN_DATABASE_URL=%s %s --rpc-http-url %s status", db, indexerName(), rpcURL)
 	if metricsURL != "" {
 		line += " --indexer-url " + metricsURL
 	}
 	return line
 }
 
-// binName is how this binary was started, for command lines the demo prints.
-func binName() string {
-	if len(os.Args) == 0 || strings.ContainsAny(os.Args[0], " '\"") {
+// indexerName is how to start echain-indexer, for command lines the demo prints: the binary beside
+// this one when it was started by a path (`make demo`: ./bin/echain-dev, so ./bin/echain-indexer).
+func indexerName() string {
+	if len(os.Args) == 0 || strings.ContainsAny(os.Args[0], " '\"") || !strings.Contains(os.Args[0], "/") {
 		return "echain-indexer"
 	}
-	return os.Args[0]
+	return path.Dir(os.Args[0]) + "/echain-indexer"
 }
 
 func dbName(u string) string {
@@ -304,14 +307,14 @@ func redactDB(u string) string {
 
 // freeOr keeps listen when it is free and otherwise takes a free port on the same host: a demo
 // should not fail because 8000 is busy.
-func freeOr(listen string, e *env) string {
+func freeOr(listen string, e *cli.Env) string {
 	l, err := net.Listen("tcp", listen)
 	if err == nil {
 		l.Close()
 		return listen
 	}
 	host, _, _ := net.SplitHostPort(listen)
-	e.log.Warn("address in use, taking a free port", "address", listen)
+	e.Log().Warn("address in use, taking a free port", "address", listen)
 	return net.JoinHostPort(host, "0")
 }
 

@@ -11,7 +11,7 @@ import (
 // The committed outputs must be what the generator makes of the committed schema.
 func TestCommittedOutputIsFresh(t *testing.T) {
 	tmp := t.TempDir()
-	if err := run("../schema.graphql", "schema/schema.graphql", tmp, false); err != nil {
+	if err := run("../../schema/schema.graphql", "schema/schema.graphql", tmp, false); err != nil {
 		t.Fatal(err)
 	}
 	for _, e := range emitters() {
@@ -28,7 +28,7 @@ func TestCommittedOutputIsFresh(t *testing.T) {
 		}
 	}
 	// -check mode agrees.
-	if err := run("../schema.graphql", "schema/schema.graphql", "../..", true); err != nil {
+	if err := run("../../schema/schema.graphql", "schema/schema.graphql", "../..", true); err != nil {
 		t.Errorf("check mode: %v", err)
 	}
 }
@@ -36,7 +36,7 @@ func TestCommittedOutputIsFresh(t *testing.T) {
 func TestCheckModeReportsStaleFiles(t *testing.T) {
 	root := t.TempDir()
 	sch := filepath.Join(root, "schema", "schema.graphql")
-	src, err := os.ReadFile("../schema.graphql")
+	src, err := os.ReadFile("../../schema/schema.graphql")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
-package main
+package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -332,79 +331,6 @@ func grep(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
-}
-
-// graphqlTotals asks the API for the number of events and the tickets sold.
-func graphqlTotals(t *testing.T, apiURL string) (events, tickets int) {
-	t.Helper()
-	body, _ := json.Marshal(map[string]string{"query": `{ events(first: 1000) { ticketsSold } }`})
-	resp, err := http.Post(apiURL+"/graphql", "application/json", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var r struct {
-		Data struct {
-			Events []struct{ TicketsSold string } `json:"events"`
-		}
-		Errors []any
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil || len(r.Errors) > 0 {
-		t.Fatalf("graphql: %v %v", err, r.Errors)
-	}
-	for _, e := range r.Data.Events {
-		n, _ := strconv.Atoi(e.TicketsSold)
-		tickets += n
-	}
-	return len(r.Data.Events), tickets
-}
-
-// scrape reads /metrics into name{labels} -> value, summing series by name as well.
-func scrape(t *testing.T, base string) map[string]float64 {
-	t.Helper()
-	code, body, err := httpGet(base + "/metrics")
-	if err != nil || code != 200 {
-		t.Fatalf("/metrics: %d %v", code, err)
-	}
-	out := map[string]float64{}
-	for _, line := range scanLines(string(body)) {
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			continue
-		}
-		series := line[:i]
-		name := series
-		if j := strings.IndexByte(series, '{'); j >= 0 {
-			name = series[:j]
-			out[series] = v
-			// Also index by a subset of labels in the order the test writes them.
-			for _, sub := range labelSubsets(series[j+1 : len(series)-1]) {
-				out[name+"{"+sub+"}"] += v
-			}
-		}
-		out[name] += v
-	}
-	return out
-}
-
-// labelSubsets returns each single label and each pair in order (a="x",b="y").
-func labelSubsets(labels string) []string {
-	parts := strings.Split(labels, ",")
-	var out []string
-	for i, p := range parts {
-		out = append(out, p)
-		for _, q := range parts[i+1:] {
-			out = append(out, p+","+q)
-		}
-	}
-	return out
 }
 
 // entityCounts returns, per entity table, its versions and current rows.

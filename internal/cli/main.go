@@ -1,7 +1,9 @@
-// Command echain-indexer indexes the Echain event-ticketing contracts from an Ethereum node into
-// PostgreSQL and serves them over GraphQL. See README.md for running it and docs/ARCHITECTURE.md
-// for how it works.
-package main
+// Package cli is the command line of echain-indexer (cmd/echain-indexer) and of the developer
+// tools (cmd/echain-dev): configuration, logging, signals, exit status and the indexing process's
+// parts. The production commands live here; the dev chain and the demo live in cmd/echain-dev so
+// that the production binary does not link go-ethereum's simulated node. See README.md for
+// running it and docs/ARCHITECTURE.md for how it works.
+package cli
 
 import (
 	"context"
@@ -18,10 +20,6 @@ import (
 	"github.com/echain/echain-indexer/config"
 )
 
-func main() {
-	os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
-}
-
 // Exit codes.
 const (
 	exitOK     = 0
@@ -35,9 +33,14 @@ type usageError struct{ err error }
 func (u usageError) Error() string { return u.err.Error() }
 func (u usageError) Unwrap() error { return u.err }
 
-// Main runs the command line and returns the process's exit code. The first SIGINT/SIGTERM
-// cancels the command's context, which starts a clean shutdown; a second one exits at once.
+// Main runs echain-indexer's command line and returns the process's exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
+	return execute(newRoot(stdout, stderr), args, stderr)
+}
+
+// execute runs a command line and returns the process's exit code. The first SIGINT/SIGTERM
+// cancels the command's context, which starts a clean shutdown; a second one exits at once.
+func execute(root *cobra.Command, args []string, stderr io.Writer) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	sigs := make(chan os.Signal, 2)
@@ -59,7 +62,6 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 
-	root := newRoot(stdout, stderr)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
@@ -83,14 +85,30 @@ type env struct {
 }
 
 func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	return rootCommand("echain-indexer",
+		"Index the Echain contracts into PostgreSQL and serve them over GraphQL",
+		"echain-indexer follows the Echain event-ticketing contracts over JSON-RPC, survives\n"+
+			"reorganisations, keeps the entities in PostgreSQL and serves them in The Graph's GraphQL dialect.\n\n"+
+			"Configuration: the built-in config.yaml, then --config FILE (or ./config.yaml), ECHAIN_* environment\n"+
+			"variables and flags. Secrets (ECHAIN_DATABASE_URL, ECHAIN_WEBHOOK_SECRETS) come from the environment only.",
+		stdout, stderr,
+		newRunCmd,
+		newServeCmd,
+		newMigrateCmd,
+		newResyncCmd,
+		newStatusCmd,
+		newVersionCmd,
+	)
+}
+
+// rootCommand completes root with what every binary of the project shares: configuration
+// loading before each command, the logger, usage errors, and the configuration flags.
+func rootCommand(name, short, long string, stdout, stderr io.Writer, cmds ...func(*env) *cobra.Command) *cobra.Command {
 	e := &env{stdout: stdout, stderr: stderr}
 	root := &cobra.Command{
-		Use:   "echain-indexer",
-		Short: "Index the Echain contracts into PostgreSQL and serve them over GraphQL",
-		Long: "echain-indexer follows the Echain event-ticketing contracts over JSON-RPC, survives\n" +
-			"reorganisations, keeps the entities in PostgreSQL and serves them in The Graph's GraphQL dialect.\n\n" +
-			"Configuration: the built-in config.yaml, then --config FILE (or ./config.yaml), ECHAIN_* environment\n" +
-			"variables and flags. Secrets (ECHAIN_DATABASE_URL, ECHAIN_WEBHOOK_SECRETS) come from the environment only.",
+		Use:           name,
+		Short:         short,
+		Long:          long,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
@@ -120,16 +138,9 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	config.AddFlags(root.PersistentFlags())
-	root.AddCommand(
-		newRunCmd(e),
-		newServeCmd(e),
-		newDevchainCmd(e),
-		newDemoCmd(e),
-		newMigrateCmd(e),
-		newResyncCmd(e),
-		newStatusCmd(e),
-		newVersionCmd(e),
-	)
+	for _, c := range cmds {
+		root.AddCommand(c(e))
+	}
 	return root
 }
 

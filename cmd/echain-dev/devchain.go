@@ -10,9 +10,10 @@ import (
 
 	"github.com/echain/echain-indexer/config"
 	"github.com/echain/echain-indexer/devchain"
+	"github.com/echain/echain-indexer/internal/cli"
 )
 
-func newDevchainCmd(e *env) *cobra.Command {
+func newDevchainCmd(e *cli.Env) *cobra.Command {
 	var showKeys bool
 	var history int
 	cmd := &cobra.Command{
@@ -26,7 +27,7 @@ func newDevchainCmd(e *env) *cobra.Command {
 		// A node's memory grows with its chain: the indexer's memory limit is not for it.
 		Annotations: map[string]string{"runtime": "go-defaults"},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			dc := e.cfg.Devchain
+			dc := e.Config().Devchain
 			chain, err := devchainConfig(dc, false)
 			if err != nil {
 				return err
@@ -40,16 +41,16 @@ func newDevchainCmd(e *env) *cobra.Command {
 			if history > 0 {
 				dir, err := devchain.DefaultCacheDir()
 				if err != nil {
-					e.log.Warn("no cache directory: the history is built afresh", "err", err)
+					e.Log().Warn("no cache directory: the history is built afresh", "err", err)
 				}
 				rc.History = devchain.HistoryConfig{Blocks: history, CacheDir: dir}
 			}
 			if dc.Seed == 1 {
-				fmt.Fprintln(e.stdout, "index it with: echain-indexer run   (the default configuration has these addresses)")
+				fmt.Fprintln(e.Stdout(), "index it with: echain-indexer run   (the default configuration has these addresses)")
 			} else {
-				fmt.Fprintln(e.stdout, "devchain.seed is not 1: set the printed addresses (ECHAIN_CONTRACTS_*_ADDRESS) to index it")
+				fmt.Fprintln(e.Stdout(), "devchain.seed is not 1: set the printed addresses (ECHAIN_CONTRACTS_*_ADDRESS) to index it")
 			}
-			if err := devchain.Run(cmd.Context(), rc, e.log.With("component", "devchain"), e.stdout); err != nil {
+			if err := devchain.Run(cmd.Context(), rc, e.Log().With("component", "devchain"), e.Stdout()); err != nil {
 				return fmt.Errorf("devchain: %w", err)
 			}
 			return nil
@@ -88,12 +89,12 @@ func trafficConfig(dc config.Devchain) devchain.TrafficConfig {
 }
 
 // startDevchain starts the dev chain for the demo, on free ports.
-func startDevchain(ctx context.Context, e *env, dc config.Devchain) (*devchain.Chain, error) {
+func startDevchain(ctx context.Context, e *cli.Env, dc config.Devchain) (*devchain.Chain, error) {
 	c, err := devchainConfig(dc, true)
 	if err != nil {
 		return nil, err
 	}
-	chain, err := devchain.Start(ctx, c, e.log.With("component", "devchain"))
+	chain, err := devchain.Start(ctx, c, e.Log().With("component", "devchain"))
 	if err != nil {
 		return nil, fmt.Errorf("devchain: %w", err)
 	}
@@ -113,13 +114,13 @@ func hostPort(key, listen string) (string, int, error) {
 }
 
 // runTraffic drives the chain until ctx ends (nothing when devchain.txs_per_block is 0).
-func runTraffic(ctx context.Context, e *env, chain *devchain.Chain) error {
-	dc := e.cfg.Devchain
+func runTraffic(ctx context.Context, e *cli.Env, chain *devchain.Chain) error {
+	dc := e.Config().Devchain
 	if dc.TxsPerBlock == 0 {
 		<-ctx.Done()
 		return nil
 	}
-	if err := devchain.NewTraffic(chain, trafficConfig(dc), e.log.With("component", "traffic")).Run(ctx); err != nil {
+	if err := devchain.NewTraffic(chain, trafficConfig(dc), e.Log().With("component", "traffic")).Run(ctx); err != nil {
 		return fmt.Errorf("devchain traffic: %w", err)
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/echain/echain-indexer/internal/cli/clitest"
 	"github.com/echain/echain-indexer/store/storetest"
 )
 
@@ -19,13 +20,13 @@ import (
 // drop its database.
 func TestDemo(t *testing.T) {
 	server := storetest.ServerURL(t)
-	api, met := freePort(t), freePort(t)
+	api, met := clitest.FreePort(t), clitest.FreePort(t)
 	started := time.Now()
-	c := startChild(t, []string{"DATABASE_URL=" + server, "ECHAIN_API_LISTEN=" + api, "ECHAIN_METRICS_LISTEN=" + met,
+	c := clitest.Start(t, "echain-dev", []string{"DATABASE_URL=" + server, "ECHAIN_API_LISTEN=" + api, "ECHAIN_METRICS_LISTEN=" + met,
 		"ECHAIN_DEVCHAIN_BLOCK_TIME=250ms"}, "demo")
-	c.waitFor(60*time.Second, "the first GraphQL answer", func() bool { return strings.Contains(c.stdout.String(), "first GraphQL answer") })
+	c.WaitFor(60*time.Second, "the first GraphQL answer", func() bool { return strings.Contains(c.Stdout.String(), "first GraphQL answer") })
 	t.Logf("first GraphQL answer %s after start", time.Since(started).Round(10*time.Millisecond))
-	out := c.stdout.String()
+	out := c.Stdout.String()
 	if !strings.Contains(out, "GraphQL:    http://"+api+"/graphql") {
 		t.Errorf("no GraphQL URL in:\n%s", out)
 	}
@@ -37,8 +38,8 @@ func TestDemo(t *testing.T) {
 	// Events and tickets sold grow, as GraphQL reports them.
 	line := regexp.MustCompile(`block (\d+): (\d+) events, (\d+) tickets sold`)
 	var firstSold, lastSold int
-	c.waitFor(60*time.Second, "tickets sold to grow", func() bool {
-		ms := line.FindAllStringSubmatch(c.stdout.String(), -1)
+	c.WaitFor(60*time.Second, "tickets sold to grow", func() bool {
+		ms := line.FindAllStringSubmatch(c.Stdout.String(), -1)
 		if len(ms) < 2 {
 			return false
 		}
@@ -47,7 +48,7 @@ func TestDemo(t *testing.T) {
 		events, _ := strconv.Atoi(ms[len(ms)-1][2])
 		return lastSold > firstSold && events > 0
 	})
-	events, sold := graphqlTotals(t, "http://"+api)
+	events, sold := clitest.GraphQLTotals(t, "http://"+api)
 	if events == 0 || sold < lastSold {
 		t.Errorf("GraphQL now: %d events, %d tickets sold; the demo printed %d", events, sold, lastSold)
 	}
@@ -64,32 +65,32 @@ func TestDemo(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	st := startChild(t, []string{"ECHAIN_DATABASE_URL=" + dbURL}, strings.Fields(hint[3])...)
-	if code := st.wait(60 * time.Second); code != 0 {
-		t.Fatalf("%s: exit %d\n%s", hint[0], code, st.stderr)
+	st := clitest.Start(t, "echain-indexer", []string{"ECHAIN_DATABASE_URL=" + dbURL}, strings.Fields(hint[3])...)
+	if code := st.Wait(60 * time.Second); code != 0 {
+		t.Fatalf("%s: exit %d\n%s", hint[0], code, st.Stderr)
 	}
 	for _, want := range []string{"indexed ", "realtime, leader", " ok"} {
-		if !strings.Contains(st.stdout.String(), want) {
-			t.Errorf("%s: output lacks %q:\n%s", hint[0], want, st.stdout)
+		if !strings.Contains(st.Stdout.String(), want) {
+			t.Errorf("%s: output lacks %q:\n%s", hint[0], want, st.Stdout)
 		}
 	}
-	if strings.Contains(st.stdout.String(), "chain head       -") {
-		t.Errorf("%s: no chain head:\n%s", hint[0], st.stdout)
+	if strings.Contains(st.Stdout.String(), "chain head       -") {
+		t.Errorf("%s: no chain head:\n%s", hint[0], st.Stdout)
 	}
 
 	// The dev chain's signed webhooks reach the indexer as hints.
-	c.waitFor(30*time.Second, "webhook hints", func() bool {
-		m := scrape(t, "http://"+met)
+	c.WaitFor(30*time.Second, "webhook hints", func() bool {
+		m := clitest.Scrape(t, "http://"+met)
 		return m["echain_indexer_hints_total"] > 0 && m[`echain_indexer_http_requests_total{code="200",handler="webhook"}`] > 0
 	})
 
-	code, took := c.stop(syscall.SIGINT, 30*time.Second)
+	code, took := c.Stop(syscall.SIGINT, 30*time.Second)
 	if code != 0 {
 		t.Fatalf("demo exit %d after Ctrl-C", code)
 	}
 	t.Logf("demo stopped in %s", took.Round(10*time.Millisecond))
-	if !strings.HasSuffix(c.stdout.String(), "demo stopped\n") {
-		t.Errorf("output does not end with 'demo stopped':\n%s", tail(c.stdout.String(), 5))
+	if !strings.HasSuffix(c.Stdout.String(), "demo stopped\n") {
+		t.Errorf("output does not end with 'demo stopped':\n%s", clitest.Tail(c.Stdout.String(), 5))
 	}
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, server)

@@ -2,7 +2,7 @@
 // directory (see schema/generate.go). Each emitter writes one file relative to the repository
 // root; to add an output, add an entry to emitters.
 //
-//	go run ./gen [-schema schema.graphql] [-root ..] [-check]
+//	go run ../internal/gen [-schema schema.graphql] [-root ..] [-check]
 //
 // With -check nothing is written and the command fails when a committed file differs from what
 // it would generate.
@@ -31,7 +31,7 @@ func emitters() []emitter {
 	return []emitter{
 		{Path: "schema/entity/entity_gen.go", Emit: emitEntities},
 		{Path: "store/entities.gen.sql", Emit: emitSQL},
-		{Path: "api/graphql/resolvers_gen.go", Emit: emitGraphQL}, // schema/gen/graphql.go (API engineer)
+		{Path: "api/graphql/resolvers_gen.go", Emit: emitGraphQL}, // internal/gen/graphql.go (API engineer)
 	}
 }
 
