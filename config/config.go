@@ -39,6 +39,18 @@ type Config struct {
 	// ShutdownTimeout bounds a clean exit after SIGTERM/SIGINT.
 	ShutdownTimeout time.Duration
 	Devchain        Devchain
+
+	// sources say where each key's value came from, for errors found after Load.
+	sources map[string]string
+}
+
+// Source names where key's value came from: "$ECHAIN_CHAIN_ID", "--set api.listen",
+// "./config.yaml", "profile base-sepolia", "built-in config.yaml" ("" for an unknown key).
+func (c *Config) Source(key string) string { return c.sources[key] }
+
+// KeyError is err about key's value, naming where the value came from.
+func (c *Config) KeyError(key string, err error) *Error {
+	return &Error{Key: key, Source: c.Source(key), Err: err}
 }
 
 // RPC is how the indexer reaches the chain.

@@ -182,8 +182,84 @@ func TestPrecedence(t *testing.T) {
 	if err := os.WriteFile(DefaultFile, []byte("chain_id: 9\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if c := load(t, Options{}); c.File != DefaultFile || c.ChainID != 9 {
+	if c := load(t, Options{}); c.File != "./"+DefaultFile || c.ChainID != 9 {
 		t.Errorf("./config.yaml: file %q chain %d", c.File, c.ChainID)
+	}
+}
+
+// TestShippedDefaultsAreNotTheOperatorsFile: run from the checkout, ./config.yaml is the
+// repository's own file; copied as a template, its unchanged values are still the repository's.
+// Neither overrides the profile the operator chose, and every value names where it came from.
+func TestShippedDefaultsAreNotTheOperatorsFile(t *testing.T) {
+	isolate(t)
+	shipped := Builtin() // config.yaml (TestEmbeddedCopyIsCurrent)
+	if err := os.WriteFile(DefaultFile, shipped, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("ECHAIN_PROFILE", "base-sepolia")
+	c, warnings, err := Load(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ChainID != 84532 || !c.Contracts.EventFactory.StartBlock.Auto ||
+		c.Contracts.EventFactory.Address.Hex() != "0xA97cB40548905B05A67fCD4765438aFBEA4030fc" {
+		t.Errorf("the checkout's ./config.yaml overrode the profile: chain %d, EventFactory %s from %s",
+			c.ChainID, c.Contracts.EventFactory.Address.Hex(), c.Contracts.EventFactory.StartBlock)
+	}
+	for key, want := range map[string]string{"chain_id": "profile base-sepolia", "api.max_first": "./config.yaml"} {
+		if got := c.Source(key); got != want {
+			t.Errorf("%s from %q, want %q", key, got, want)
+		}
+	}
+	if len(warnings) != 0 {
+		t.Errorf("the repository's own file warns: %q", warnings)
+	}
+
+	// A template: the operator changed api.listen and left the rest as shipped.
+	tmpl := strings.Replace(string(shipped), "listen: 127.0.0.1:8000", "listen: 0.0.0.0:8001", 1)
+	if tmpl == string(shipped) {
+		t.Fatal("config.yaml has no api listen line to change")
+	}
+	file := writeFile(t, tmpl)
+	c, warnings, err = Load(Options{File: file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ChainID != 84532 || c.API.Listen != "0.0.0.0:8001" || c.Source("api.listen") != file {
+		t.Errorf("template: chain %d, api.listen %s from %s", c.ChainID, c.API.Listen, c.Source("api.listen"))
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "chain_id") || !strings.Contains(warnings[0], "profile base-sepolia") {
+		t.Errorf("template warnings %q; want one naming chain_id and the profile", warnings)
+	}
+	// A value the operator changed in the template wins over the profile, and says so in errors.
+	bad := strings.Replace(tmpl, "chain_id: 1337", "chain_id: 0", 1)
+	badFile := writeFile(t, bad)
+	if msg := loadErr(t, Options{File: badFile}); !strings.HasPrefix(msg, "config: chain_id: 0 ") || !strings.HasSuffix(msg, "(from "+badFile+")") {
+		t.Errorf("template's bad chain_id: %q", msg)
+	}
+}
+
+// TestErrorsNameTheirSource: rules between keys, and the checks made after Load, name where the
+// value came from as well.
+func TestErrorsNameTheirSource(t *testing.T) {
+	isolate(t)
+	t.Setenv("ECHAIN_BACKFILL_RANGE_BLOCKS", "20000")
+	msg := loadErr(t, Options{})
+	if want := "config: backfill.range_blocks: 20000 is above backfill.max_range_blocks 10000 (from $ECHAIN_BACKFILL_RANGE_BLOCKS)"; msg != want {
+		t.Errorf("got %q\nwant %q", msg, want)
+	}
+	os.Unsetenv("ECHAIN_BACKFILL_RANGE_BLOCKS")
+	c := load(t, Options{Profile: "base-sepolia"})
+	if got := c.KeyError("chain_id", errors.New("84532, but x serves chain 1")).Error(); got != "config: chain_id: 84532, but x serves chain 1 (from profile base-sepolia)" {
+		t.Errorf("KeyError: %q", got)
+	}
+	// A config file that cannot be read or parsed is a configuration error naming the file.
+	var ce *Error
+	if _, _, err := Load(Options{File: "/nonexistent/echain.yaml"}); !errors.As(err, &ce) || err.Error() != "config: /nonexistent/echain.yaml: no such file or directory (from --config)" {
+		t.Errorf("missing file: %v", err)
+	}
+	if _, _, err := Load(Options{File: writeFile(t, "api: [\n")}); !errors.As(err, &ce) || !strings.Contains(err.Error(), "does not parse") {
+		t.Errorf("malformed file: %v", err)
 	}
 }
 

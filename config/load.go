@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -67,22 +68,22 @@ func Load(o Options) (*Config, []string, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("config: the built-in config.yaml does not parse: %w", err)
 	}
-	file := o.File
+	file, fileSrc := o.File, "--config"
 	if file == "" {
 		if f := os.Getenv("ECHAIN_CONFIG"); f != "" {
-			file = f
+			file, fileSrc = f, "$ECHAIN_CONFIG"
 		} else if _, err := os.Stat(DefaultFile); err == nil {
-			file = DefaultFile
+			file, fileSrc = "./"+DefaultFile, "./"+DefaultFile
 		}
 	}
 	var fileMap map[string]any
+	var fileRaw []byte
 	if file != "" {
-		raw, err := os.ReadFile(file)
-		if err != nil {
-			return nil, nil, fmt.Errorf("config: reading %s: %w", file, err)
+		if fileRaw, err = os.ReadFile(file); err != nil {
+			return nil, nil, &Error{Key: file, Source: fileSrc, Err: errors.Unwrap(err)}
 		}
-		if fileMap, err = readYAML(raw); err != nil {
-			return nil, nil, fmt.Errorf("config: %s does not parse: %s", file, oneLine(err))
+		if fileMap, err = readYAML(fileRaw); err != nil {
+			return nil, nil, &Error{Key: file, Source: fileSrc, Err: fmt.Errorf("does not parse: %s", strings.TrimPrefix(oneLine(err), "While parsing config: "))}
 		}
 		if err := checkKeys(fileMap, byName, file); err != nil {
 			return nil, nil, err
@@ -111,11 +112,6 @@ func Load(o Options) (*Config, []string, error) {
 	}
 	profile = strings.ToLower(strings.TrimSpace(profile))
 
-	// Precedence, lowest first: built-in file, profile, operator's file, environment, flags.
-	v := viper.New()
-	if err := v.MergeConfigMap(deepCopy(builtinMap)); err != nil {
-		return nil, nil, fmt.Errorf("config: built-in config.yaml: %w", err)
-	}
 	var profileMap map[string]any
 	if profile != "" {
 		profiles := map[string]any{}
@@ -138,40 +134,30 @@ func Load(o Options) (*Config, []string, error) {
 				Err: fmt.Errorf("no profile %q (profiles: %s)", profile, strings.Join(sortedKeys(profiles), ", "))}
 		}
 		profileMap = pm
-		if err := v.MergeConfigMap(deepCopy(pm)); err != nil {
-			return nil, nil, fmt.Errorf("config: profile %s: %w", profile, err)
-		}
 	}
-	if fileMap != nil {
-		if err := v.MergeConfigMap(deepCopy(fileMap)); err != nil {
-			return nil, nil, fmt.Errorf("config: merging %s: %w", file, err)
-		}
-	}
-	for _, k := range keys {
-		if err := v.BindEnv(append([]string{k.Name}, k.Env...)...); err != nil {
-			return nil, nil, fmt.Errorf("config: binding %s: %w", k.Name, err)
-		}
-	}
-	for name, val := range o.Set {
-		v.Set(name, val)
-	}
+	src := &sources{set: o.Set, file: file, fileMap: fileMap, profile: profile, profileMap: profileMap, builtinMap: builtinMap,
+		shippedFile: file != "" && bytes.Equal(fileRaw, builtin)}
 
-	c := &Config{Profile: profile, File: file}
+	c := &Config{Profile: profile, File: file, sources: map[string]string{}}
 	var errs []error
 	for _, k := range keys {
-		src := source(k, o, file, fileMap, profile, profileMap, builtinMap)
 		if k.Secret {
 			if _, ok := find(fileMap, k.Name); ok {
 				errs = append(errs, &Error{Key: k.Name, Source: file,
 					Err: fmt.Errorf("a secret is read from the environment only (%s); remove it from the file", k.Env[0])})
 				continue
 			}
-		} else if src == "" {
-			errs = append(errs, &Error{Key: k.Name, Err: errors.New("has no value (the built-in config.yaml lacks it)")})
+		}
+		raw, from, ok := src.resolve(k)
+		if !ok {
+			if !k.Secret {
+				errs = append(errs, &Error{Key: k.Name, Err: errors.New("has no value (the built-in config.yaml lacks it)")})
+			}
 			continue
 		}
-		if err := k.apply(c, v.Get(k.Name)); err != nil {
-			errs = append(errs, &Error{Key: k.Name, Source: src, Err: err})
+		c.sources[k.Name] = from
+		if err := k.apply(c, raw); err != nil {
+			errs = append(errs, &Error{Key: k.Name, Source: from, Err: err})
 		}
 	}
 	if len(errs) == 0 {
@@ -184,7 +170,7 @@ func Load(o Options) (*Config, []string, error) {
 	c.Contracts.Marketplace.Name = "Marketplace"
 	c.Contracts.POAPAttendance.Name = "POAPAttendance"
 	c.Contracts.IncentiveManager.Name = "IncentiveManager"
-	return c, envWarnings(keys), nil
+	return c, append(src.warnings(), envWarnings(keys)...), nil
 }
 
 func readYAML(b []byte) (map[string]any, error) {
@@ -221,30 +207,67 @@ func mergeInto(dst, src map[string]any) {
 	}
 }
 
-// source says where a key's value comes from, for error messages: the same precedence viper
-// applies, named ("" when nothing sets it).
-func source(k Key, o Options, file string, fileMap map[string]any, profile string, profileMap, builtinMap map[string]any) string {
-	if _, ok := o.Set[k.Name]; ok {
+// sources are every place a value can come from. resolve is the one place that applies their
+// precedence and names where a value came from.
+type sources struct {
+	set         map[string]string // flags: --set key=value and the named flags
+	file        string            // the operator's file ("" for none)
+	fileMap     map[string]any
+	profile     string
+	profileMap  map[string]any
+	builtinMap  map[string]any
+	shippedFile bool // the file is the built-in config.yaml itself (run from the checkout)
+
+	// shipped lists the file's keys that a profile overrode because the file only repeats the
+	// shipped default there.
+	shipped []string
+}
+
+// resolve returns a key's value and where it came from, highest precedence first: flags, the
+// environment, the operator's file, the profile, the built-in config.yaml. A value in the file
+// that equals the built-in one is the repository's default, not the operator's choice (the
+// checkout's own ./config.yaml, or a copy of it used as a template): a profile the operator chose
+// wins over it.
+func (s *sources) resolve(k Key) (raw any, from string, ok bool) {
+	if v, ok := s.set[k.Name]; ok {
 		if slices.Contains(flagKeys, k.Name) {
-			return "--" + FlagName(k.Name)
+			return v, "--" + FlagName(k.Name), true
 		}
-		return "--set " + k.Name
+		return v, "--set " + k.Name, true
 	}
 	for _, env := range k.Env {
-		if os.Getenv(env) != "" {
-			return "$" + env
+		if v := os.Getenv(env); v != "" {
+			return v, "$" + env, true
 		}
 	}
-	if _, ok := find(fileMap, k.Name); ok {
-		return file
+	builtinV, inBuiltin := find(s.builtinMap, k.Name)
+	profileV, inProfile := find(s.profileMap, k.Name)
+	if v, ok := find(s.fileMap, k.Name); ok {
+		if !(inProfile && inBuiltin && reflect.DeepEqual(v, builtinV)) {
+			return v, s.file, true
+		}
+		if !s.shippedFile && !reflect.DeepEqual(v, profileV) {
+			s.shipped = append(s.shipped, k.Name)
+		}
 	}
-	if _, ok := find(profileMap, k.Name); ok {
-		return "profile " + profile
+	if inProfile {
+		return profileV, "profile " + s.profile, true
 	}
-	if _, ok := find(builtinMap, k.Name); ok {
-		return "built-in config.yaml"
+	if inBuiltin {
+		return builtinV, "built-in config.yaml", true
 	}
-	return ""
+	return nil, "", false
+}
+
+// warnings say which of the file's values a profile overrode, so that an operator who meant one
+// of them knows how to insist.
+func (s *sources) warnings() []string {
+	if len(s.shipped) == 0 {
+		return nil
+	}
+	return []string{fmt.Sprintf("%s repeats the shipped defaults of %s; profile %s's values apply "+
+		"(to keep one of them over the profile, set it in the environment or with --set)",
+		s.file, strings.Join(s.shipped, ", "), s.profile)}
 }
 
 // find looks a dotted key up in a nested map as viper returns it (keys in lower case).

@@ -9,7 +9,7 @@ import (
 func (c *Config) validate() []error {
 	var errs []error
 	bad := func(key, format string, args ...any) {
-		errs = append(errs, &Error{Key: key, Err: fmt.Errorf(format, args...)})
+		errs = append(errs, c.KeyError(key, fmt.Errorf(format, args...)))
 	}
 	if len(c.RPC.HTTPURLs) == 0 {
 		bad("rpc.http_url", "at least one HTTP endpoint is needed (eth_getLogs, receipts, calls)")

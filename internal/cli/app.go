@@ -533,7 +533,7 @@ func checkChain(ctx context.Context, cfg *config.Config, e *env) error {
 			continue
 		}
 		if id.Uint64() != cfg.ChainID {
-			return &config.Error{Key: "chain_id", Err: fmt.Errorf("%d, but %s serves chain %d", cfg.ChainID, config.Redact(u), id)}
+			return cfg.KeyError("chain_id", fmt.Errorf("%d, but %s serves chain %d", cfg.ChainID, config.Redact(u), id))
 		}
 		reached++
 	}

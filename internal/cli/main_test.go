@@ -70,6 +70,8 @@ func TestBadConfigIsOneLine(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(file, []byte("api:\n  max_frist: 10\n"), 0o644)
+	malformed := filepath.Join(dir, "malformed.yaml")
+	os.WriteFile(malformed, []byte("api: [\n"), 0o644)
 	secret := filepath.Join(dir, "secret.yaml")
 	os.WriteFile(secret, []byte("database:\n  url: postgres://u:pw@db/x\n"), 0o644)
 	cases := []struct {
@@ -88,6 +90,10 @@ func TestBadConfigIsOneLine(t *testing.T) {
 		{[]string{"ECHAIN_PROFILE=mainnet"}, []string{"serve"},
 			`config: profile: no profile "mainnet" (profiles: base-sepolia) (from $ECHAIN_PROFILE)`},
 		{nil, []string{"resync"}, "resync: give exactly one of --from-block N and --from-start"},
+		{nil, []string{"run", "--config", filepath.Join(dir, "none.yaml")},
+			"config: " + filepath.Join(dir, "none.yaml") + ": no such file or directory (from --config)"},
+		{[]string{"ECHAIN_CONFIG=" + malformed}, []string{"run"},
+			"config: " + malformed + ": does not parse: yaml: line 1: did not find expected node content (from $ECHAIN_CONFIG)"},
 	}
 	for _, tc := range cases {
 		c := startChild(t, tc.env, tc.args...)
