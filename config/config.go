@@ -8,6 +8,7 @@ package config
 //go:generate go run ./internal/embedgen ../config.yaml default.gen.yaml
 
 import (
+	"errors"
 	"log/slog"
 	"net/netip"
 	"time"
@@ -104,8 +105,8 @@ type Finality struct {
 
 // Database is the PostgreSQL the indexer writes and the API reads.
 type Database struct {
-	// URL is from ECHAIN_DATABASE_URL or DATABASE_URL only; empty means the server on
-	// 127.0.0.1:5432 (see URLOrLocal).
+	// URL is from ECHAIN_DATABASE_URL or DATABASE_URL only; empty until one is set (see
+	// RequireURL).
 	URL string
 	// PrimaryURL (ECHAIN_DATABASE_PRIMARY_URL only), for `serve` reading a hot standby: the
 	// primary it replicates, whose cursor gives the replication lag in blocks. Optional.
@@ -113,15 +114,15 @@ type Database struct {
 	MaxConns   int32
 }
 
-// LocalURL is the database used when no URL is configured.
-const LocalURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-
-// URLOrLocal is the configured URL, or LocalURL.
-func (d Database) URLOrLocal() string {
-	if d.URL == "" {
-		return LocalURL
+// RequireURL is the database URL, or the error that says how to name one. There is no default:
+// the one a server always has is `postgres`, the maintenance database, where the indexer's
+// tables do not belong.
+func (c *Config) RequireURL() (string, error) {
+	if c.Database.URL == "" {
+		return "", c.KeyError("database.url", errors.New("no database named: create one for the indexer "+
+			"(createuser echain; createdb -O echain echain) and set ECHAIN_DATABASE_URL=postgres://echain@127.0.0.1:5432/echain"))
 	}
-	return d.URL
+	return c.Database.URL, nil
 }
 
 // History bounds the versions kept for time travel.

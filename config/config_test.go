@@ -102,8 +102,8 @@ func TestBuiltinDefaults(t *testing.T) {
 	if c.ShutdownTimeout != 30*time.Second || c.RPC.Timeout != 15*time.Second || c.RPC.MaxAttempts != 6 {
 		t.Errorf("timeouts %v %v", c.ShutdownTimeout, c.RPC.Timeout)
 	}
-	if c.Database.URL != "" || c.Database.URLOrLocal() != LocalURL {
-		t.Errorf("database url %q", c.Database.URL)
+	if u, err := c.RequireURL(); c.Database.URL != "" || err == nil || !strings.Contains(err.Error(), "ECHAIN_DATABASE_URL=postgres://") {
+		t.Errorf("database url %q, %q %v: want no default, and an error saying how to name one", c.Database.URL, u, err)
 	}
 	if c.Metadata.Gateway != "http://127.0.0.1:8547/ipfs/" {
 		t.Errorf("gateway %q", c.Metadata.Gateway)

@@ -379,7 +379,11 @@ func (a *app) statusHandler() http.Handler {
 }
 
 func openStore(ctx context.Context, e *env, cfg *config.Config, sch *schema.Schema, reg prometheus.Registerer) (*store.Store, error) {
-	st, err := store.Open(ctx, cfg.Database.URLOrLocal(), sch, store.Options{
+	url, err := cfg.RequireURL()
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(ctx, url, sch, store.Options{
 		Logger:        e.log.With("component", "store"),
 		Registerer:    reg,
 		HistoryBlocks: int64(cfg.History.RetentionBlocks),
@@ -555,27 +559,38 @@ func chainID(ctx context.Context, url string, timeout time.Duration) (*big.Int, 
 }
 
 // resolveStartBlocks replaces `auto` start blocks with deployment blocks found on the chain.
+// When a node answered and the blocks still cannot be found (a node without the history the
+// search needs, an address with no contract), that is the configuration's problem, exit status
+// 2: a restart finds nothing more. Nodes that did not answer may come back: a runtime failure.
 func resolveStartBlocks(ctx context.Context, cfg *config.Config, e *env) error {
-	auto := false
-	for _, c := range cfg.Contracts.All() {
-		auto = auto || c.StartBlock.Auto
+	key := ""
+	for i, c := range cfg.Contracts.All() {
+		if c.StartBlock.Auto && key == "" {
+			key = "contracts." + [...]string{"event_factory", "marketplace", "poap_attendance", "incentive_manager"}[i] + ".start_block"
+		}
 	}
-	if !auto {
+	if key == "" {
 		return nil
 	}
-	var errs []error
+	var errs []string
+	answered := false
 	for _, u := range cfg.RPC.HTTPURLs {
 		c, err := ethclient.DialContext(ctx, u)
-		if err != nil {
-			errs = append(errs, err)
-			continue
+		if err == nil {
+			if _, err = c.BlockNumber(ctx); err == nil {
+				answered = true
+				err = cfg.ResolveStartBlocks(ctx, c, e.log)
+			}
+			c.Close()
 		}
-		err = cfg.ResolveStartBlocks(ctx, c, e.log)
-		c.Close()
 		if err == nil {
 			return nil
 		}
-		errs = append(errs, fmt.Errorf("%s: %w", config.Redact(u), err))
+		errs = append(errs, fmt.Sprintf("%s: %s", config.Redact(u), err))
 	}
-	return fmt.Errorf("start_block auto: %w", errors.Join(errs...))
+	err := fmt.Errorf("auto: %s", strings.Join(errs, "; "))
+	if answered && ctx.Err() == nil {
+		return cfg.KeyError(key, err)
+	}
+	return fmt.Errorf("%s %w", key, err)
 }

@@ -90,6 +90,8 @@ func TestBadConfigIsOneLine(t *testing.T) {
 		{[]string{"ECHAIN_PROFILE=mainnet"}, []string{"serve"},
 			`config: profile: no profile "mainnet" (profiles: base-sepolia) (from $ECHAIN_PROFILE)`},
 		{nil, []string{"resync"}, "resync: give exactly one of --from-block N and --from-start"},
+		{nil, []string{"migrate"}, "config: database.url: no database named: create one for the indexer " +
+			"(createuser echain; createdb -O echain echain) and set ECHAIN_DATABASE_URL=postgres://echain@127.0.0.1:5432/echain"},
 		{nil, []string{"run", "--config", filepath.Join(dir, "none.yaml")},
 			"config: " + filepath.Join(dir, "none.yaml") + ": no such file or directory (from --config)"},
 		{[]string{"ECHAIN_CONFIG=" + malformed}, []string{"run"},
