@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/echain/echain-indexer/api/ratelimit"
+	"github.com/echain/echain-indexer/metrics"
 )
 
 // Paths the server answers on.
@@ -176,34 +177,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 func routes(o Options, budget *InFlight, tracker *connTracker) (http.Handler, error) {
-	reqs := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "echain_indexer_http_requests_total",
-		Help: "HTTP requests answered by the API server, by route and status code.",
-	}, []string{"handler", "code"})
-	dur := prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "echain_indexer_http_request_duration_seconds",
-		Help:    "Time to answer an HTTP request (WebSocket upgrades excluded), by route.",
-		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
-	}, []string{"handler"})
-	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "echain_indexer_http_refused_total",
-		Help: "Requests refused by the server's limits, by reason: client_connections (api.max_conns_per_client), client_rate (api.client_rate), inflight_bytes (api.max_inflight_bytes), body_timeout (api.read_body_timeout).",
-	}, []string{"reason"})
+	f := metrics.With(o.Registerer)
+	reqs := f.CounterVec("http_requests_total", "HTTP requests answered by the API server, by route and status code.", "handler", "code")
+	dur := f.HistogramVec("http_request_duration_seconds", "Time to answer an HTTP request (WebSocket upgrades excluded), by route.", []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}, "handler")
+	refused := f.CounterVec("http_refused_total", "Requests refused by the server's limits, by reason: client_connections (api.max_conns_per_client), client_rate (api.client_rate), inflight_bytes (api.max_inflight_bytes), body_timeout (api.read_body_timeout).", "reason")
 	for _, r := range []string{"client_connections", "client_rate", "inflight_bytes", "body_timeout"} {
 		refused.WithLabelValues(r)
 	}
-	inflight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "echain_indexer_http_request_bytes_in_flight",
-		Help: "Request body and WebSocket message bytes held by the process (capped by api.max_inflight_bytes).",
-	}, func() float64 { return float64(budget.Held()) })
-	open := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "echain_indexer_http_connections",
-		Help: "Open connections of the API listener, WebSockets included.",
-	}, func() float64 { return float64(tracker.open.Load()) })
-	for _, c := range []prometheus.Collector{reqs, dur, refused, inflight, open} {
-		if err := o.Registerer.Register(c); err != nil {
-			return nil, fmt.Errorf("api: metrics: %w", err)
-		}
+	f.GaugeFunc("http_request_bytes_in_flight", "Request body and WebSocket message bytes held by the process (capped by api.max_inflight_bytes).",
+		func() float64 { return float64(budget.Held()) })
+	f.GaugeFunc("http_connections", "Open connections of the API listener, WebSockets included.",
+		func() float64 { return float64(tracker.open.Load()) })
+	if err := f.Err(); err != nil {
+		return nil, fmt.Errorf("api: %w", err)
 	}
 	g := &guard{lim: o.Limits, budget: budget, refused: func(r string) { refused.WithLabelValues(r).Inc() }}
 	if o.Limits.ClientRate > 0 {

@@ -1,7 +1,7 @@
 // Package metrics holds the process-level Prometheus collectors of echain-indexer: build and
 // start-time information, Go runtime and process statistics, and the pgx pool's statistics.
-// Every package registers its own series on the Registerer it is given; names start with
-// echain_indexer_ and end with their unit.
+// Every package creates and registers its own series through With(reg) (factory.go) on the
+// Registerer it is given; names start with echain_indexer_ and end with their unit.
 package metrics
 
 import (

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	pm "github.com/echain/echain-indexer/metrics"
 )
 
 type metrics struct {
@@ -12,9 +14,8 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer, queued func() float64) (*metrics, error) {
-	counter := func(name, help string) prometheus.Counter {
-		return prometheus.NewCounter(prometheus.CounterOpts{Name: "echain_indexer_webhook_" + name, Help: help})
-	}
+	f := pm.With(reg)
+	counter := func(name, help string) prometheus.Counter { return f.Counter("webhook_"+name, help) }
 	m := &metrics{
 		received:   counter("received_total", "Webhook requests received, before any check."),
 		verified:   counter("verified_total", "Webhook requests whose signature verified."),
@@ -22,26 +23,12 @@ func newMetrics(reg prometheus.Registerer, queued func() float64) (*metrics, err
 		forwarded:  counter("forwarded_total", "Hints the follower accepted."),
 		dropped:    counter("dropped_total", "Hints dropped because the queue to the follower was full."),
 		sinkErrors: counter("sink_errors_total", "Hints the follower refused or failed on."),
-		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "echain_indexer_webhook_rejected_total",
-			Help: "Webhook requests refused, by reason (method, rate_limited, too_large, read_error, missing_signature, malformed_signature, stale, bad_signature, no_secret, malformed).",
-		}, []string{"reason"}),
-		ignored: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "echain_indexer_webhook_ignored_total",
-			Help: "Verified deliveries answered 200 without a hint, by reason (event_type, network, no_transaction, no_contract, contract).",
-		}, []string{"reason"}),
+		rejected:   f.CounterVec("webhook_rejected_total", "Webhook requests refused, by reason (method, rate_limited, too_large, read_error, missing_signature, malformed_signature, stale, bad_signature, no_secret, malformed).", "reason"),
+		ignored:    f.CounterVec("webhook_ignored_total", "Verified deliveries answered 200 without a hint, by reason (event_type, network, no_transaction, no_contract, contract).", "reason"),
 	}
-	queue := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "echain_indexer_webhook_queue_hints",
-		Help: "Hints waiting for the follower.",
-	}, queued)
-	if reg == nil {
-		return m, nil
-	}
-	for _, c := range []prometheus.Collector{m.received, m.verified, m.duplicates, m.forwarded, m.dropped, m.sinkErrors, m.rejected, m.ignored, queue} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("webhook: register metrics: %w", err)
-		}
+	f.GaugeFunc("webhook_queue_hints", "Hints waiting for the follower.", queued)
+	if err := f.Err(); err != nil {
+		return nil, fmt.Errorf("webhook: %w", err)
 	}
 	return m, nil
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	pm "github.com/echain/echain-indexer/metrics"
 )
 
 type metrics struct {
@@ -19,50 +21,20 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	f := pm.With(reg)
 	m := &metrics{
-		logs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "echain_indexer_mapping_logs_total",
-			Help: "Logs run through the Echain mappings, by event.",
-		}, []string{"event"}),
-		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "echain_indexer_mapping_skipped_logs_total",
-			Help: "Logs the Echain mappings could not use (undecodable, unknown listing or ticket contract), by reason.",
-		}, []string{"reason"}),
-		detailsCalldata: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "echain_indexer_mapping_event_details_calldata_total",
-			Help: "New events whose startTime, endTime and metadataURI were decoded from a direct createEvent call (no contract call).",
-		}),
-		detailsCalls: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "echain_indexer_mapping_event_details_calls_total",
-			Help: "getEventDetails calls made at an event's creation block (events not created by a direct createEvent call).",
-		}),
-		detailsFallback: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "echain_indexer_mapping_event_details_fallbacks_total",
-			Help: "Events whose creation-block state was unavailable, by the fallback used (latest: getEventDetails at the latest block; none: left zero).",
-		}, []string{"fallback"}),
-		metadata: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "echain_indexer_mapping_metadata_documents_total",
-			Help: "Event metadata document lookups, by result (ok, cache, not_found, invalid, unsupported: final; timeout, error, busy, status, stopped: retried).",
-		}, []string{"result"}),
-		metadataSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "echain_indexer_mapping_metadata_fetch_seconds",
-			Help:    "Time to fetch one event metadata document over the network.",
-			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2, 5, 10},
-		}),
-		metadataFills: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "echain_indexer_mapping_metadata_fills_total",
-			Help: "Event versions written at the head block because a metadata document arrived after the Event was committed.",
-		}),
-		prepareSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "echain_indexer_mapping_prepare_seconds",
-			Help:    "Time of the Echain mappings' Prepare stages (details: contract calls).",
-			Buckets: prometheus.ExponentialBuckets(0.001, 4, 9),
-		}, []string{"stage"}),
+		logs:            f.CounterVec("mapping_logs_total", "Logs run through the Echain mappings, by event.", "event"),
+		skipped:         f.CounterVec("mapping_skipped_logs_total", "Logs the Echain mappings could not use (undecodable, unknown listing or ticket contract), by reason.", "reason"),
+		detailsCalldata: f.Counter("mapping_event_details_calldata_total", "New events whose startTime, endTime and metadataURI were decoded from a direct createEvent call (no contract call)."),
+		detailsCalls:    f.Counter("mapping_event_details_calls_total", "getEventDetails calls made at an event's creation block (events not created by a direct createEvent call)."),
+		detailsFallback: f.CounterVec("mapping_event_details_fallbacks_total", "Events whose creation-block state was unavailable, by the fallback used (latest: getEventDetails at the latest block; none: left zero).", "fallback"),
+		metadata:        f.CounterVec("mapping_metadata_documents_total", "Event metadata document lookups, by result (ok, cache, not_found, invalid, unsupported: final; timeout, error, busy, status, stopped: retried).", "result"),
+		metadataSeconds: f.Histogram("mapping_metadata_fetch_seconds", "Time to fetch one event metadata document over the network.", []float64{.01, .05, .1, .25, .5, 1, 2, 5, 10}),
+		metadataFills:   f.Counter("mapping_metadata_fills_total", "Event versions written at the head block because a metadata document arrived after the Event was committed."),
+		prepareSeconds:  f.HistogramVec("mapping_prepare_seconds", "Time of the Echain mappings' Prepare stages (details: contract calls).", prometheus.ExponentialBuckets(0.001, 4, 9), "stage"),
 	}
-	for _, c := range []prometheus.Collector{m.logs, m.skipped, m.detailsCalldata, m.detailsCalls, m.detailsFallback, m.metadata, m.metadataSeconds, m.metadataFills, m.prepareSeconds} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("register echain mapping metrics: %w", err)
-		}
+	if err := f.Err(); err != nil {
+		return nil, fmt.Errorf("echain mappings: %w", err)
 	}
 	return m, nil
 }

@@ -1,10 +1,11 @@
 package source
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	pm "github.com/echain/echain-indexer/metrics"
 )
 
 type metrics struct {
@@ -20,70 +21,20 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
-	if reg == nil {
-		reg = prometheus.NewRegistry()
-	}
-	var firstErr error
+	f := pm.With(reg)
 	m := &metrics{
-		requests: register(reg, &firstErr, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "echain_indexer_rpc_requests_total",
-			Help: "JSON-RPC requests sent (one per attempt; a batch counts once), by endpoint and method.",
-		}, []string{"endpoint", "method"})),
-		errors: register(reg, &firstErr, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "echain_indexer_rpc_errors_total",
-			Help: "Failed JSON-RPC attempts by endpoint, method and error kind.",
-		}, []string{"endpoint", "method", "kind"})),
-		duration: register(reg, &firstErr, prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "echain_indexer_rpc_request_duration_seconds",
-			Help:    "JSON-RPC attempt latency by endpoint and method.",
-			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
-		}, []string{"endpoint", "method"})),
-		batchItems: register(reg, &firstErr, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "echain_indexer_rpc_batch_items_total",
-			Help: "Calls carried inside JSON-RPC batches, by endpoint and method.",
-		}, []string{"endpoint", "method"})),
-		giveUps: register(reg, &firstErr, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "echain_indexer_rpc_giveups_total",
-			Help: "Calls abandoned after their retry budget ran out, by method.",
-		}, []string{"method"})),
-		head: register(reg, &firstErr, prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "echain_indexer_rpc_endpoint_head_block",
-			Help: "Latest block number seen from each endpoint.",
-		}, []string{"endpoint"})),
-		reconnects: register(reg, &firstErr, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "echain_indexer_rpc_subscription_reconnects_total",
-			Help: "newHeads subscription restarts by endpoint and reason (dropped, silent, dial_failed).",
-		}, []string{"endpoint", "reason"})),
-		subMode: register(reg, &firstErr, prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "echain_indexer_rpc_subscription_mode",
-			Help: "1 for the current head source mode: websocket, polling, or stopped.",
-		}, []string{"mode"})),
-		heads: register(reg, &firstErr, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "echain_indexer_rpc_heads_total",
-			Help: "New heads delivered to the follower, by how they arrived (websocket, polling).",
-		}, []string{"via"})),
+		requests:   f.CounterVec("rpc_requests_total", "JSON-RPC requests sent (one per attempt; a batch counts once), by endpoint and method.", "endpoint", "method"),
+		errors:     f.CounterVec("rpc_errors_total", "Failed JSON-RPC attempts by endpoint, method and error kind.", "endpoint", "method", "kind"),
+		duration:   f.HistogramVec("rpc_request_duration_seconds", "JSON-RPC attempt latency by endpoint and method.", []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}, "endpoint", "method"),
+		batchItems: f.CounterVec("rpc_batch_items_total", "Calls carried inside JSON-RPC batches, by endpoint and method.", "endpoint", "method"),
+		giveUps:    f.CounterVec("rpc_giveups_total", "Calls abandoned after their retry budget ran out, by method.", "method"),
+		head:       f.GaugeVec("rpc_endpoint_head_block", "Latest block number seen from each endpoint.", "endpoint"),
+		reconnects: f.CounterVec("rpc_subscription_reconnects_total", "newHeads subscription restarts by endpoint and reason (dropped, silent, dial_failed).", "endpoint", "reason"),
+		subMode:    f.GaugeVec("rpc_subscription_mode", "1 for the current head source mode: websocket, polling, or stopped.", "mode"),
+		heads:      f.CounterVec("rpc_heads_total", "New heads delivered to the follower, by how they arrived (websocket, polling).", "via"),
 	}
-	if firstErr != nil {
-		return nil, fmt.Errorf("source metrics: %w", firstErr)
+	if err := f.Err(); err != nil {
+		return nil, fmt.Errorf("source: %w", err)
 	}
 	return m, nil
-}
-
-// register reuses an identical collector already registered (two Sources on one registry) and
-// records the first other registration error in *errp.
-func register[T prometheus.Collector](reg prometheus.Registerer, errp *error, c T) T {
-	err := reg.Register(c)
-	if err == nil {
-		return c
-	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(T); ok {
-			return existing
-		}
-	}
-	if *errp == nil {
-		*errp = err
-	}
-	return c
 }

@@ -106,7 +106,10 @@ func build(ctx context.Context, e *env, cfg *config.Config, p parts) (_ *app, er
 	if a.standby {
 		e.log.Info("the database is a hot standby: serving what it has replayed", "primary_known", a.primary != nil)
 	}
-	a.reg.MustRegister(metrics.NewPoolCollector(a.store.Pool(), "main"))
+	mf := metrics.With(a.reg)
+	if mf.Register(metrics.NewPoolCollector(a.store.Pool(), "main")); mf.Err() != nil {
+		return nil, mf.Err()
+	}
 
 	if a.src, err = source.New(ctx, sourceConfig(cfg), e.log.With("component", "source"), a.reg); err != nil {
 		return nil, err
