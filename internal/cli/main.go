@@ -46,21 +46,9 @@ func execute(root *cobra.Command, args []string, stderr io.Writer) int {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
-	go func() {
-		select {
-		case s := <-sigs:
-			fmt.Fprintf(stderr, "echain-indexer: %s: shutting down (again to exit at once)\n", s)
-			cancel()
-		case <-ctx.Done():
-			return
-		}
-		select {
-		case <-sigs:
-			fmt.Fprintln(stderr, "echain-indexer: second signal: exiting now")
-			os.Exit(exitFail)
-		case <-ctx.Done():
-		}
-	}()
+	done := make(chan struct{})
+	defer close(done)
+	go watchSignals(sigs, done, cancel, stderr, func() { os.Exit(exitFail) })
 
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
@@ -74,6 +62,25 @@ func execute(root *cobra.Command, args []string, stderr io.Writer) int {
 		return exitConfig
 	}
 	return exitFail
+}
+
+// watchSignals cancels the command at the first signal and calls exit at the second, until done
+// closes (the command returned).
+func watchSignals(sigs <-chan os.Signal, done <-chan struct{}, cancel func(), stderr io.Writer, exit func()) {
+	select {
+	case s := <-sigs:
+		fmt.Fprintf(stderr, "echain-indexer: %s: shutting down (again to exit at once)\n", s)
+		cancel()
+	case <-done:
+		return
+	}
+	// Not the command's context: cancel has just closed it.
+	select {
+	case <-sigs:
+		fmt.Fprintln(stderr, "echain-indexer: second signal: exiting now")
+		exit()
+	case <-done:
+	}
 }
 
 // env is what every command gets: its configuration, logger and output streams.
