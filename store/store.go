@@ -158,11 +158,15 @@ func (s *Store) Schema() *schema.Schema { return s.sch }
 // Layout is the table layout derived from the schema.
 func (s *Store) Layout() *ddl.Layout { return s.layout }
 
-// rowEstimateSQL is PostgreSQL's estimate of the rows of table $1. reltuples moves only when
-// (auto)vacuum, ANALYZE or CREATE INDEX runs, a minute or more behind a backfill; the
-// statistics' live-row count follows every commit within seconds, but restarts from zero after
-// a crash, when reltuples is the better guess.
-const rowEstimateSQL = `SELECT CASE WHEN coalesce(s.n_live_tup, 0) > 0 THEN s.n_live_tup ELSE greatest(c.reltuples, 0)::int8 END
+// rowEstimateSQL is PostgreSQL's estimate of the rows of table $1: the larger of two counts that
+// each fall short in their own way. reltuples moves only when (auto)vacuum, ANALYZE or CREATE
+// INDEX runs, a minute or more behind a backfill. The statistics' live-row count follows every
+// commit within seconds, but restarts from zero after a crash (or pg_stat_reset) and then counts
+// only the rows written since: preferring it whenever it was non-zero made estimates 25-27x too
+// low after a crash restart. Entity tables grow by appends, so both err low and the larger is
+// nearer; after a prune or a revert it errs high until the next ANALYZE, which costs a larger id
+// filter, where erring low costs filter misses. (reltuples is -1 before the first ANALYZE.)
+const rowEstimateSQL = `SELECT greatest(coalesce(s.n_live_tup, 0), c.reltuples::int8, 0)
 FROM pg_class c LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid WHERE c.oid = $1::regclass`
 
 // EstimatedRows is PostgreSQL's estimate of the rows (entity versions) of a layout table,
