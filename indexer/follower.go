@@ -156,6 +156,9 @@ func (fl *Follower) Run(ctx context.Context) error {
 		fl.metrics.leader.Set(1)
 		fl.metrics.leaderAcquired.Inc()
 		fl.setLeader(true)
+		// Starting until the first step sets backfill or realtime: while the node is down a
+		// leader is not a standby.
+		fl.setMode(modeStarting)
 		fl.log.Info("leader lock acquired; indexing")
 		lctx, cancel := context.WithCancelCause(ctx)
 		go lock.watch(lctx, fl.cfg.LeaderCheckInterval, cancel)

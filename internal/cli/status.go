@@ -211,7 +211,8 @@ func collectStatus(ctx context.Context, e *env, cfg *config.Config, indexerURL s
 	defer st.Close()
 	ss, err := st.Status(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("status: %w (has `echain-indexer migrate` run?)", err)
+		// The store's error says what to do (ErrNotMigrated: run migrate); say which database.
+		return nil, fmt.Errorf("status: database %s: %w", databaseName(st), err)
 	}
 	r.Finalized, r.HistoryFrom = ss.Finalized, ss.HistoryFrom
 	if h := ss.Head; h != nil {
@@ -248,6 +249,12 @@ func collectStatus(ctx context.Context, e *env, cfg *config.Config, indexerURL s
 		}
 	}
 	return r, nil
+}
+
+// databaseName names the store's database as host:port/name (no user or password).
+func databaseName(st *store.Store) string {
+	c := st.Pool().Config().ConnConfig
+	return fmt.Sprintf("%s on %s:%d", c.Database, c.Host, c.Port)
 }
 
 func entitySizes(ctx context.Context, st *store.Store, count bool) ([]entityReport, int64, error) {
