@@ -55,6 +55,7 @@ type app struct {
 type parts struct {
 	follower bool // index (run, demo, resync)
 	api      bool // serve GraphQL, webhooks, health and metrics (run, serve, demo)
+	resync   bool // resync: the running indexer may do the work, needing no node of this process
 }
 
 // build opens the database (migrating it), the RPC source, and, for an indexing process, the
@@ -114,7 +115,11 @@ func build(ctx context.Context, e *env, cfg *config.Config, p parts) (_ *app, er
 	if a.src, err = source.New(ctx, sourceConfig(cfg), e.log.With("component", "source"), a.reg); err != nil {
 		return nil, err
 	}
-	if err := checkChain(ctx, cfg, e); err != nil {
+	ce := e
+	if p.resync {
+		ce = e.quietEnv() // a wrong chain still stops it; a node out of reach is not news yet
+	}
+	if err := checkChain(ctx, cfg, ce); err != nil {
 		return nil, err
 	}
 

@@ -236,6 +236,9 @@ func TestOperations(t *testing.T) {
 	if out := rs.stdout.String(); !strings.Contains(out, fmt.Sprintf("done, indexed %d of %d", num, num)) {
 		t.Errorf("resync output lacks done at block %d:\n%s", num, out)
 	}
+	if strings.Contains(rs.stderr.String(), "level=WARN") {
+		t.Errorf("resync through the running indexer warns:\n%s", grep(rs.stderr.String(), "level=WARN"))
+	}
 	if e, s := graphqlTotals(t, o.apiURL); e != stats.Events || s != stats.Tickets {
 		t.Errorf("after resync: %d events, %d tickets; want %d, %d", e, s, stats.Events, stats.Tickets)
 	}

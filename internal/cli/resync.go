@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/spf13/cobra"
 
@@ -26,7 +28,7 @@ func newResyncCmd(e *env) *cobra.Command {
 				return usageError{errors.New("resync: give exactly one of --from-block N and --from-start")}
 			}
 			ctx := cmd.Context()
-			a, err := build(ctx, e, e.cfg, parts{follower: true})
+			a, err := build(ctx, e, e.cfg, parts{follower: true, resync: true})
 			if err != nil {
 				return err
 			}
@@ -36,7 +38,7 @@ func newResyncCmd(e *env) *cobra.Command {
 			}
 			last := ""
 			err = a.fl.Resync(ctx, from, func(p indexer.ResyncProgress) {
-				line := fmt.Sprintf("resync from %d: %s, indexed %d of %d", p.From, p.Phase, p.Indexed, p.Target)
+				line := resyncLine(p)
 				if line != last {
 					fmt.Fprintln(e.stdout, line)
 					last = line
@@ -55,3 +57,36 @@ func newResyncCmd(e *env) *cobra.Command {
 	cmd.Flags().BoolVar(&fromStart, "from-start", false, "index again from the start block")
 	return cmd
 }
+
+// resyncLine reports progress. The running indexer goes on following the chain past the
+// target while this command watches; beyond it, the resync is done at the target, and the line
+// says where the indexer has gone rather than "indexed 27 of 17".
+func resyncLine(p indexer.ResyncProgress) string {
+	line := fmt.Sprintf("resync from %d: %s, indexed %d of %d", p.From, p.Phase, min(p.Indexed, p.Target), p.Target)
+	if p.Indexed > p.Target {
+		line += fmt.Sprintf(" (the running indexer has gone on to %d)", p.Indexed)
+	}
+	return line
+}
+
+// quietEnv is e with a logger that drops everything below errors: resync may not need a node
+// (the running indexer may do the work), so a node it cannot reach at start is no news yet.
+func (e *env) quietEnv() *env {
+	q := *e
+	q.log = slog.New(minLevel{e.log.Handler(), slog.LevelError})
+	return &q
+}
+
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(as []slog.Attr) slog.Handler {
+	return minLevel{h.Handler.WithAttrs(as), h.min}
+}
+func (h minLevel) WithGroup(g string) slog.Handler { return minLevel{h.Handler.WithGroup(g), h.min} }
