@@ -125,7 +125,7 @@ func runDemo(ctx context.Context, e *cli.Env) (err error) {
 	if app.MetricsAddr() != "" {
 		metricsURL = "http://" + app.MetricsAddr()
 	}
-	fmt.Fprintf(out, "status:     %s\n", statusHint(dbURL, chain.HTTPURL, metricsURL))
+	fmt.Fprintf(out, "status:     %s\n", statusHint(e.Config(), dbURL, chain.HTTPURL, metricsURL))
 	fmt.Fprintf(out, "Ctrl-C stops everything.\n\n")
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -265,16 +265,20 @@ func withDatabase(serverURL, db string) (string, error) {
 	return serverURL + " dbname=" + db, nil
 }
 
-// statusHint is the command line that shows the demo's `status` from another shell: the demo's
-// database, chain and listener are not the defaults status would look for. A password is not
-// printed: the line then says where the server's URL goes.
-func statusHint(dbURL, rpcURL, metricsURL string) string {
+// statusHint is the command line that shows the demo's `status` from another shell, under the
+// configuration the demo was started with (cfg): the demo's database, and the chain's and the
+// metrics listener's addresses where they are not the ones status would look for (a port was
+// taken). A password is not printed: the line then says where the server's URL goes.
+func statusHint(cfg *config.Config, dbURL, rpcURL, metricsURL string) string {
 	db := "'" + dbURL + "'"
-	if cfg, err := pgx.ParseConfig(dbURL); err != nil || cfg.Password != "" || strings.Contains(dbURL, "'") {
+	if c, err := pgx.ParseConfig(dbURL); err != nil || c.Password != "" || strings.Contains(dbURL, "'") {
 		db = "<$DATABASE_URL with database " + dbName(dbURL) + ">"
 	}
-	line := fmt.Sprintf("ECHAIN_DATABASE_URL=%s %s --rpc-http-url %s status", db, indexerName(), rpcURL)
-	if metricsURL != "" {
+	line := fmt.Sprintf("ECHAIN_DATABASE_URL=%s %s status", db, indexerName())
+	if len(cfg.RPC.HTTPURLs) == 0 || strings.TrimSuffix(cfg.RPC.HTTPURLs[0], "/") != strings.TrimSuffix(rpcURL, "/") {
+		line += " --rpc-http-url " + rpcURL
+	}
+	if metricsURL != "" && metricsURL != "http://"+cfg.Metrics.Listen {
 		line += " --indexer-url " + metricsURL
 	}
 	return line

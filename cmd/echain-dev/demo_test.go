@@ -21,14 +21,22 @@ import (
 func TestDemo(t *testing.T) {
 	server := storetest.ServerURL(t)
 	api, met := clitest.FreePort(t), clitest.FreePort(t)
+	// The dev chain's addresses, and the endpoints that point at them: what the default
+	// configuration does on 127.0.0.1:8545 and 8546, on ports of this test's own.
+	httpL, wsL := clitest.FreePort(t), clitest.FreePort(t)
+	conf := []string{"ECHAIN_API_LISTEN=" + api, "ECHAIN_METRICS_LISTEN=" + met,
+		"ECHAIN_DEVCHAIN_HTTP_LISTEN=" + httpL, "ECHAIN_DEVCHAIN_WS_LISTEN=" + wsL, "ECHAIN_DEVCHAIN_METADATA_LISTEN=" + clitest.FreePort(t),
+		"ECHAIN_RPC_HTTP_URL=http://" + httpL, "ECHAIN_RPC_WS_URL=ws://" + wsL}
 	started := time.Now()
-	c := clitest.Start(t, "echain-dev", []string{"DATABASE_URL=" + server, "ECHAIN_API_LISTEN=" + api, "ECHAIN_METRICS_LISTEN=" + met,
-		"ECHAIN_DEVCHAIN_BLOCK_TIME=250ms"}, "demo")
+	c := clitest.Start(t, "echain-dev", append([]string{"DATABASE_URL=" + server, "ECHAIN_DEVCHAIN_BLOCK_TIME=250ms"}, conf...), "demo")
 	c.WaitFor(60*time.Second, "the first GraphQL answer", func() bool { return strings.Contains(c.Stdout.String(), "first GraphQL answer") })
 	t.Logf("first GraphQL answer %s after start", time.Since(started).Round(10*time.Millisecond))
 	out := c.Stdout.String()
 	if !strings.Contains(out, "GraphQL:    http://"+api+"/graphql") {
 		t.Errorf("no GraphQL URL in:\n%s", out)
+	}
+	if !strings.Contains(out, "dev chain:  ws://"+wsL+" ") {
+		t.Errorf("the dev chain is not on devchain.ws_listen %s:\n%s", wsL, out)
 	}
 	db := regexp.MustCompile(`database (echain_demo_[0-9a-f]+) on`).FindStringSubmatch(out)
 	if db == nil {
@@ -52,8 +60,9 @@ func TestDemo(t *testing.T) {
 	if events == 0 || sold < lastSold {
 		t.Errorf("GraphQL now: %d events, %d tickets sold; the demo printed %d", events, sold, lastSold)
 	}
-	// The status line the demo prints works from another shell: it finds the demo's database,
-	// chain and running indexer.
+	// The status line the demo prints works from another shell with the same configuration: it
+	// finds the demo's database, chain and running indexer, and needs no flags for the addresses
+	// that configuration already has.
 	hint := regexp.MustCompile(`status: +ECHAIN_DATABASE_URL=('([^']*)'|<[^>]*>) \S+ (.*)`).FindStringSubmatch(out)
 	if hint == nil {
 		t.Fatalf("no status line in:\n%s", out)
@@ -65,7 +74,10 @@ func TestDemo(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	st := clitest.Start(t, "echain-indexer", []string{"ECHAIN_DATABASE_URL=" + dbURL}, strings.Fields(hint[3])...)
+	if strings.Contains(hint[3], "--rpc-http-url") || strings.Contains(hint[3], "--indexer-url") {
+		t.Errorf("the status line repeats addresses the configuration has: %s", hint[0])
+	}
+	st := clitest.Start(t, "echain-indexer", append([]string{"ECHAIN_DATABASE_URL=" + dbURL}, conf...), strings.Fields(hint[3])...)
 	if code := st.Wait(60 * time.Second); code != 0 {
 		t.Fatalf("%s: exit %d\n%s", hint[0], code, st.Stderr)
 	}

@@ -28,7 +28,7 @@ func newDevchainCmd(e *cli.Env) *cobra.Command {
 		Annotations: map[string]string{"runtime": "go-defaults"},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dc := e.Config().Devchain
-			chain, err := devchainConfig(dc, false)
+			chain, err := devchainConfig(dc)
 			if err != nil {
 				return err
 			}
@@ -61,12 +61,9 @@ func newDevchainCmd(e *cli.Env) *cobra.Command {
 	return cmd
 }
 
-// devchainConfig maps the devchain.* keys; ephemeral picks free ports (the demo's chain is private).
-func devchainConfig(dc config.Devchain, ephemeral bool) (devchain.Config, error) {
+// devchainConfig maps the devchain.* keys.
+func devchainConfig(dc config.Devchain) (devchain.Config, error) {
 	c := devchain.Config{Seed: dc.Seed, MaxReorgDepth: max(20, dc.ReorgDepth)}
-	if ephemeral {
-		return c, nil
-	}
 	var err error
 	if c.HTTPHost, c.HTTPPort, err = hostPort("devchain.http_listen", dc.HTTPListen); err != nil {
 		return c, err
@@ -88,9 +85,12 @@ func trafficConfig(dc config.Devchain) devchain.TrafficConfig {
 	}
 }
 
-// startDevchain starts the dev chain for the demo, on free ports.
+// startDevchain starts the dev chain for the demo on devchain.*_listen, where the default
+// configuration's rpc.* and `status` look for it, or on a free port where one of those is taken
+// (a devchain already running, say).
 func startDevchain(ctx context.Context, e *cli.Env, dc config.Devchain) (*devchain.Chain, error) {
-	c, err := devchainConfig(dc, true)
+	dc.HTTPListen, dc.WSListen, dc.MetadataListen = freeOr(dc.HTTPListen, e), freeOr(dc.WSListen, e), freeOr(dc.MetadataListen, e)
+	c, err := devchainConfig(dc)
 	if err != nil {
 		return nil, err
 	}
