@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bufio"
@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/echain/echain-indexer/config"
+	"github.com/echain/echain-indexer/internal/cli/clitest"
 	"github.com/echain/echain-indexer/store/storetest"
 )
 
@@ -35,7 +36,7 @@ func TestShutdownWithinTimeoutWhateverRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.Database.URL = storetest.NewDB(t)
-	logs := &syncBuffer{}
+	logs := &clitest.Buffer{}
 	e := &env{cfg: cfg, log: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), stdout: io.Discard, stderr: io.Discard}
 	ctx, sigterm := context.WithCancel(context.Background())
 	defer sigterm()
