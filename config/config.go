@@ -1,8 +1,9 @@
 // Package config loads echain-indexer's configuration: the built-in config.yaml, an optional
 // profile laid over it, an optional file of the operator's, ECHAIN_* environment variables and
-// flags, in that order of precedence. Every value is parsed strictly; a bad one fails with a single
-// line that names the key, the problem and where the value came from, and keys nobody reads are
-// reported instead of being silently ignored.
+// flags, in that order of precedence (sources.resolve; a file's value equal to the built-in one
+// is the repository's default and does not override the profile). Every value is parsed
+// strictly; a bad one fails with a single line that names the key, the problem and where the
+// value came from, and keys nobody reads are reported instead of being silently ignored.
 package config
 
 //go:generate go run ./internal/embedgen ../config.yaml default.gen.yaml
