@@ -136,7 +136,7 @@ func Load(o Options) (*Config, []string, error) {
 		profileMap = pm
 	}
 	src := &sources{set: o.Set, file: file, fileMap: fileMap, profile: profile, profileMap: profileMap, builtinMap: builtinMap,
-		shippedFile: file != "" && bytes.Equal(fileRaw, builtin)}
+		shippedFile: file != "" && reflect.DeepEqual(fileMap, builtinMap)}
 
 	c := &Config{Profile: profile, File: file, sources: map[string]string{}}
 	var errs []error
@@ -216,7 +216,7 @@ type sources struct {
 	profile     string
 	profileMap  map[string]any
 	builtinMap  map[string]any
-	shippedFile bool // the file is the built-in config.yaml itself (run from the checkout)
+	shippedFile bool // the file says what the built-in config.yaml says (run from the checkout)
 
 	// shipped lists the file's keys that a profile overrode because the file only repeats the
 	// shipped default there.
