@@ -96,12 +96,7 @@ func Start(t *testing.T, binary string, env []string, args ...string) *Child {
 		close(c.done)
 	}()
 	t.Cleanup(func() {
-		select {
-		case <-c.done:
-		default:
-			_ = c.Cmd.Process.Kill()
-			<-c.done
-		}
+		c.Kill()
 		if t.Failed() {
 			t.Logf("%s: stdout:\n%s\nstderr:\n%s", c.Name, Tail(c.Stdout.String(), 40), Tail(c.Stderr.String(), 40))
 		}
@@ -112,6 +107,16 @@ func Start(t *testing.T, binary string, env []string, args ...string) *Child {
 		}
 	})
 	return c
+}
+
+// Kill ends the child with SIGKILL unless it has exited already, and waits for it.
+func (c *Child) Kill() {
+	select {
+	case <-c.done:
+	default:
+		_ = c.Cmd.Process.Kill()
+		<-c.done
+	}
 }
 
 // Stop sends sig and returns the exit code and how long the exit took.

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -109,7 +109,7 @@ func TestReplicas(t *testing.T) {
 		c    *child
 		addr string
 	}{{servP, pAddr}, {servR, rAddr}} {
-		c.c.waitFor(60*time.Second, c.c.name+" to be ready", func() bool {
+		c.c.waitFor(60*time.Second, c.c.Name+" to be ready", func() bool {
 			code, _, err := httpGet("http://" + c.addr + "/readyz")
 			return err == nil && code == http.StatusOK
 		})
@@ -501,11 +501,4 @@ func blocksOf(rs []subResult) []int64 {
 }
 
 // kill ends a child with SIGKILL unless it has exited already.
-func (c *child) kill() {
-	select {
-	case <-c.done:
-	default:
-		_ = c.cmd.Process.Kill()
-		<-c.done
-	}
-}
+func (c *child) kill() { c.Kill() }
