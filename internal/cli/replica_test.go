@@ -296,20 +296,32 @@ func TestReplicas(t *testing.T) {
 		n, _ := headOf(t, scratch)
 		return n == chainHead()
 	})
-	spare.stop(syscall.SIGTERM, 20*time.Second)
-	scratchRun.stop(syscall.SIGTERM, 20*time.Second)
 	sch, err := schema.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Metadata documents arrive in the background after their Events commit, so both indexers
+	// must have had the time to fetch them before their stores can agree.
+	waitFor(t, 180*time.Second, "the from-scratch index and the promoted standby to agree once metadata documents arrived", func() bool {
+		return len(echaintest.Diff(readStore(t, scratch, sch), readStore(t, standbyDB, sch))) == 0
+	})
+	spare.stop(syscall.SIGTERM, 20*time.Second)
+	scratchRun.stop(syscall.SIGTERM, 20*time.Second)
 	wantSt, gotSt := readStore(t, scratch, sch), readStore(t, standbyDB, sch)
 	if d := echaintest.Diff(wantSt, gotSt); len(d) > 0 {
 		t.Errorf("the promoted standby differs from a from-scratch index:\n%s", strings.Join(d[:min(len(d), 20)], "\n"))
 	}
 	// Every version once: nothing the failover replayed twice or skipped.
+	// An Event's metadata fill is a version at whatever block was the head when its document
+	// arrived, which differs between two indexers: Events compare by current rows only.
+	eventTable := sch.Type("Event").Table
 	wc, gc := entityCounts(t, scratch), entityCounts(t, standbyDB)
 	for tbl, w := range wc {
-		if gc[tbl] != w {
+		g := gc[tbl]
+		if strings.Contains(tbl, `"`+eventTable+`"`) {
+			w[0], g[0] = 0, 0
+		}
+		if g != w {
 			t.Errorf("%s: %v versions/current after the failover, %v from scratch", tbl, gc[tbl], w)
 		}
 	}
