@@ -116,7 +116,7 @@ func build(ctx context.Context, e *env, cfg *config.Config, p parts) (_ *app, er
 	}
 
 	if p.follower {
-		if err := resolveStartBlocks(ctx, cfg, e); err != nil {
+		if err := resolveStartBlocks(ctx, cfg, e, a.src, a.store); err != nil {
 			return nil, err
 		}
 		if a.maps, err = echain.New(echainConfig(cfg, a.store), a.src, e.log.With("component", "mappings"), a.reg); err != nil {
@@ -348,7 +348,19 @@ func (a *app) ready(ctx context.Context) api.Readiness {
 		r.Reason = "chain head unknown: no RPC endpoint has answered"
 		return r
 	}
-	r.LagBlocks = max(r.ChainHead-r.Indexed, 0)
+	if silent := time.Since(a.src.LastAnswer()); silent > a.cfg.API.ReadyMaxRPCSilence {
+		r.Reason = fmt.Sprintf("no RPC endpoint has answered for %s (allowed %s by api.ready_max_rpc_silence)",
+			silent.Round(time.Second), a.cfg.API.ReadyMaxRPCSilence)
+		return r
+	}
+	// Negative when the endpoints' head is below the indexed block: a node behind, or one that
+	// came back as another chain, is not "lag 0".
+	r.LagBlocks = r.ChainHead - r.Indexed
+	if r.LagBlocks < -r.MaxLag {
+		r.Reason = fmt.Sprintf("the RPC endpoints' head %d is %d blocks below the indexed block %d: they are behind, or serve another chain",
+			r.ChainHead, -r.LagBlocks, r.Indexed)
+		return r
+	}
 	if a.standby {
 		rep, reason := a.replication(ctx, head.Number)
 		r.Replication = rep
@@ -392,7 +404,7 @@ func openStore(ctx context.Context, e *env, cfg *config.Config, sch *schema.Sche
 }
 
 func sourceConfig(cfg *config.Config) source.Config {
-	sc := source.Config{RequestTimeout: cfg.RPC.Timeout, MaxAttempts: cfg.RPC.MaxAttempts}
+	sc := source.Config{RequestTimeout: cfg.RPC.Timeout, MaxAttempts: cfg.RPC.MaxAttempts, ChainID: cfg.ChainID}
 	for i, h := range cfg.RPC.HTTPURLs {
 		ep := source.Endpoint{HTTPURL: h}
 		if i < len(cfg.RPC.WSURLs) {
@@ -554,8 +566,10 @@ func chainID(ctx context.Context, url string, timeout time.Duration) (*big.Int, 
 	return c.ChainID(ctx)
 }
 
-// resolveStartBlocks replaces `auto` start blocks with deployment blocks found on the chain.
-func resolveStartBlocks(ctx context.Context, cfg *config.Config, e *env) error {
+// resolveStartBlocks replaces `auto` start blocks with the blocks of the contracts' first logs,
+// kept in the database from an earlier start or searched with eth_getLogs (any full node
+// answers it) through the source: its failover, retries and chain checks.
+func resolveStartBlocks(ctx context.Context, cfg *config.Config, e *env, src *source.Source, st *store.Store) error {
 	auto := false
 	for _, c := range cfg.Contracts.All() {
 		auto = auto || c.StartBlock.Auto
@@ -563,19 +577,6 @@ func resolveStartBlocks(ctx context.Context, cfg *config.Config, e *env) error {
 	if !auto {
 		return nil
 	}
-	var errs []error
-	for _, u := range cfg.RPC.HTTPURLs {
-		c, err := ethclient.DialContext(ctx, u)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		err = cfg.ResolveStartBlocks(ctx, c, e.log)
-		c.Close()
-		if err == nil {
-			return nil
-		}
-		errs = append(errs, fmt.Errorf("%s: %w", config.Redact(u), err))
-	}
-	return fmt.Errorf("start_block auto: %w", errors.Join(errs...))
+	return cfg.ResolveStartBlocks(ctx, src, st, e.log)
 }
+

@@ -17,6 +17,9 @@ type metrics struct {
 	reconnects *prometheus.CounterVec   // endpoint, reason
 	subMode    *prometheus.GaugeVec     // mode
 	heads      *prometheus.CounterVec   // via
+
+	chainMismatch *prometheus.CounterVec // endpoint, transport
+	wrongChain    *prometheus.GaugeVec   // endpoint
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -62,6 +65,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "echain_indexer_rpc_heads_total",
 			Help: "New heads delivered to the follower, by how they arrived (websocket, polling).",
 		}, []string{"via"})),
+		chainMismatch: register(reg, &firstErr, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "echain_indexer_rpc_chain_mismatch_total",
+			Help: "Connections to an endpoint that served another chain (chain id or genesis), by endpoint and transport (http, ws).",
+		}, []string{"endpoint", "transport"})),
+		wrongChain: register(reg, &firstErr, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "echain_indexer_rpc_endpoint_wrong_chain",
+			Help: "1 while an endpoint is out of service because it serves another chain.",
+		}, []string{"endpoint"})),
 	}
 	if firstErr != nil {
 		return nil, fmt.Errorf("source metrics: %w", firstErr)
