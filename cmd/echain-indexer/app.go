@@ -579,4 +579,3 @@ func resolveStartBlocks(ctx context.Context, cfg *config.Config, e *env, src *so
 	}
 	return cfg.ResolveStartBlocks(ctx, src, st, e.log)
 }
-
