@@ -61,8 +61,14 @@ func TestReadyzWithoutTheNode(t *testing.T) {
 		}
 		return code, r
 	}
-	run.waitFor(60*time.Second, "/readyz 200 at the head", func() bool {
-		step(1)
+	// A block a second: heads keep the endpoint answering (the silence allowed is 3 s) at a pace
+	// a loaded machine's indexer keeps up with.
+	lastStep := time.Now()
+	run.waitFor(120*time.Second, "/readyz 200 at the head", func() bool {
+		if time.Since(lastStep) > time.Second {
+			step(1)
+			lastStep = time.Now()
+		}
 		code, _ := readyz()
 		return code == 200
 	})
@@ -87,9 +93,9 @@ func TestReadyzWithoutTheNode(t *testing.T) {
 	if lag, _ := last["lagBlocks"].(float64); lag >= 0 {
 		t.Errorf("/readyz lagBlocks %v with the node behind the cursor, want negative: %v", lag, last)
 	}
-	if !strings.Contains(run.stderr.String(), "the node's head is below the indexed block") {
-		t.Errorf("no log of the cursor check after the reconnection:\n%s", tail(run.stderr.String(), 30))
-	}
+	run.waitFor(60*time.Second, "the follower's cursor check after the reconnection", func() bool {
+		return strings.Contains(run.stderr.String(), "the node's head is below the indexed block")
+	})
 	if code, _ := run.stop(syscall.SIGTERM, 20*time.Second); code != 0 {
 		t.Errorf("exit %d", code)
 	}
