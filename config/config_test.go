@@ -301,6 +301,7 @@ func TestEveryKeyRejectsABadValue(t *testing.T) {
 		"api.replica_await_block":                 "2h",
 		"subscriptions.replica_poll":              "fast",
 		"database.primary_url":                    "postgres://h:port/db",
+		"api.ready_max_rpc_silence":               "0s",
 		"api.max_depth":                           "1",
 		"api.max_concurrent":                      "none",
 		"api.max_tokens":                          "10",
