@@ -250,7 +250,7 @@ func (fl *Follower) checkCursor(ctx context.Context, st *chainState) error {
 	if st.head.Hash == (common.Hash{}) {
 		return nil
 	}
-	probe, err := fl.src.HeaderByNumber(ctx, big.NewInt(st.head.Number))
+	probe, err := fl.header(ctx, big.NewInt(st.head.Number))
 	if err != nil {
 		return fmt.Errorf("check cursor: header %d: %w", st.head.Number, err)
 	}
@@ -262,7 +262,7 @@ func (fl *Follower) checkCursor(ctx context.Context, st *chainState) error {
 			"block", st.head.Number, "cursor_hash", st.head.Hash, "node_hash", probe.Hash())
 		return fl.reorg(ctx, st, probe)
 	}
-	latest, err := fl.src.HeaderByNumber(ctx, nil)
+	latest, err := fl.header(ctx, nil)
 	if err != nil || latest == nil {
 		return fmt.Errorf("check cursor: latest header: %v", err)
 	}
