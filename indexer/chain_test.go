@@ -111,3 +111,39 @@ func TestWrongChainWritesNothing(t *testing.T) {
 }
 
 func bigInt(n int64) *big.Int { return big.NewInt(n) }
+
+// TestCursorCheckedAfterReconnect: the node behind the endpoint is replaced by a fresh chain of
+// the same id (same genesis) that never had the indexed blocks. After the reconnection the cursor
+// is not on the node's chain: the follower walks back to the common ancestor and follows the new
+// chain; the store ends equal to a from-scratch index of it.
+func TestCursorCheckedAfterReconnect(t *testing.T) {
+	first := startChain(t, devchain.Config{})
+	second := startChain(t, devchain.Config{})
+	trFirst := devchain.NewTraffic(first, devchain.TrafficConfig{TxsPerBlock: 4}, quietLog())
+	trSecond := devchain.NewTraffic(second, devchain.TrafficConfig{TxsPerBlock: 4, Seed: 7}, quietLog())
+	steps(t, trFirst, 20)
+	steps(t, trSecond, 30)
+	hostOf := func(c *devchain.Chain) string { return strings.TrimPrefix(c.HTTPURL, "http://") }
+	proxy, err := rpcproxy.NewTCP(hostOf(first))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	s := chainSetup(first, storetest.NewDB(t))
+	s.Endpoints = []source.Endpoint{{Name: "node", HTTPURL: "http://" + proxy.Addr(), WSURL: "ws://" + proxy.Addr()}}
+	s.Source.ChainID = devchain.ChainID
+	s.Source.ReconnectMax = 500 * time.Millisecond
+	s.Config.RetryBackoffMax = time.Second
+	in := startIndexer(t, s)
+	waitSynced(t, in, first, 60*time.Second)
+
+	proxy.SetTarget(hostOf(second))
+	proxy.CutAll()
+	steps(t, trSecond, 3)
+	waitSynced(t, in, second, 60*time.Second)
+	if n := counter(t, in.reg, "echain_indexer_reorgs_total", nil); n < 1 {
+		t.Fatalf("reorgs_total %v: the store followed the new chain without reverting the old one", n)
+	}
+	in.stop()
+	compareStores(t, scratchIndex(t, second), s.DB)
+}

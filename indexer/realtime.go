@@ -168,7 +168,14 @@ func (fl *Follower) reorg(ctx context.Context, st *chainState, h *types.Header) 
 		pn := x.Number.Int64() - 1
 		known, ok := st.hashAt(pn)
 		if !ok && pn < fl.start {
-			ancestor = store.BlockPtr{Number: fl.start - 1} // nothing is indexed below the start
+			// Nothing is indexed below the start: revert everything, to the new chain's block
+			// before it, whose hash the next block's parent check needs (a zero hash fails it).
+			ancestor = store.BlockPtr{Number: pn, Hash: x.ParentHash}
+			if parent, err := fl.headerByHash(ctx, x.ParentHash); err != nil {
+				return fmt.Errorf("walk back to the start: header %s: %w", x.ParentHash, err)
+			} else if parent != nil {
+				ancestor = ptrOf(parent)
+			}
 			break
 		}
 		if !ok {
