@@ -74,7 +74,7 @@ func TestWrongChainWritesNothing(t *testing.T) {
 	// The right chain comes up behind the same address.
 	proxy.SetTarget(hostOf(right))
 	proxy.CutAll()
-	waitSynced(t, in, right, 60*time.Second)
+	waitSynced(t, in, right)
 	if g := counter(t, in.reg, "echain_indexer_rpc_endpoint_wrong_chain", nil); g != 0 {
 		t.Fatalf("rpc_endpoint_wrong_chain %v after the right chain came back, want 0", g)
 	}
@@ -105,7 +105,7 @@ func TestWrongChainWritesNothing(t *testing.T) {
 	proxy.SetTarget(hostOf(right))
 	proxy.CutAll()
 	steps(t, trRight, 3)
-	waitSynced(t, in, right, 60*time.Second)
+	waitSynced(t, in, right)
 	in.stop()
 	compareStores(t, scratchIndex(t, right), s.DB)
 }
@@ -135,12 +135,12 @@ func TestCursorCheckedAfterReconnect(t *testing.T) {
 	s.Source.ReconnectMax = 500 * time.Millisecond
 	s.Config.RetryBackoffMax = time.Second
 	in := startIndexer(t, s)
-	waitSynced(t, in, first, 60*time.Second)
+	waitSynced(t, in, first)
 
 	proxy.SetTarget(hostOf(second))
 	proxy.CutAll()
 	steps(t, trSecond, 3)
-	waitSynced(t, in, second, 60*time.Second)
+	waitSynced(t, in, second)
 	if n := counter(t, in.reg, "echain_indexer_reorgs_total", nil); n < 1 {
 		t.Fatalf("reorgs_total %v: the store followed the new chain without reverting the old one", n)
 	}
