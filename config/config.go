@@ -64,7 +64,7 @@ type RPC struct {
 }
 
 // StartBlock is a contract's first block: a number, or Auto to find the deployment block on the
-// chain (FindDeploymentBlock).
+// chain (the block of its first log: FindFirstLogBlock).
 type StartBlock struct {
 	Auto   bool
 	Number uint64
@@ -176,6 +176,9 @@ type API struct {
 	ClientBurst       int
 	ClientLimitExempt []netip.Prefix
 	TrustedProxies    []netip.Prefix
+	// ReadyMaxRPCSilence: longer than the endpoints' health checks (every 15 s) so that a quiet
+	// chain does not look like a dead endpoint.
+	ReadyMaxRPCSilence time.Duration
 }
 
 // Subscriptions tunes GraphQL subscriptions over WebSocket.

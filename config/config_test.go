@@ -12,12 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
-	"github.com/ethereum/go-ethereum/core/types"
-	"github.com/ethereum/go-ethereum/crypto"
-	"github.com/ethereum/go-ethereum/ethclient/simulated"
-	"github.com/ethereum/go-ethereum/params"
 	"github.com/spf13/pflag"
+
+	"github.com/echain/echain-indexer/devchain"
+	srcpkg "github.com/echain/echain-indexer/indexer/source"
+	"github.com/echain/echain-indexer/indexer/source/rpcproxy"
 )
 
 // isolate runs the test in an empty directory (no ./config.yaml) with no ECHAIN_ variables.
@@ -379,6 +380,7 @@ func TestEveryKeyRejectsABadValue(t *testing.T) {
 		"api.replica_await_block":                 "2h",
 		"subscriptions.replica_poll":              "fast",
 		"database.primary_url":                    "postgres://h:port/db",
+		"api.ready_max_rpc_silence":               "0s",
 		"api.max_depth":                           "1",
 		"api.max_concurrent":                      "none",
 		"api.max_tokens":                          "10",
@@ -545,63 +547,109 @@ func TestRedact(t *testing.T) {
 	}
 }
 
-// runtimeOnlyInitcode deploys a contract whose code is the single byte STOP.
-var runtimeOnlyInitcode = common.FromHex("6001600c60003960016000f300")
-
-func TestFindDeploymentBlock(t *testing.T) {
-	key, _ := crypto.GenerateKey()
-	from := crypto.PubkeyToAddress(key.PublicKey)
-	sim := simulated.NewBackend(types.GenesisAlloc{from: {Balance: big.NewInt(1e18)}})
-	defer sim.Close()
-	client := sim.Client()
+// TestFindFirstLogBlock resolves `start_block: auto` on a node without historical state (the dev
+// chain keeps the state of its last 128 blocks, like a full node), through a provider that caps
+// eth_getLogs at 40 blocks with and without a suggested range; the blocks found are kept, and a
+// second resolution reads them instead of searching.
+func TestFindFirstLogBlock(t *testing.T) {
 	ctx := context.Background()
-
-	for i := 0; i < 37; i++ {
-		sim.Commit()
-	}
-	chainID, _ := client.ChainID(ctx)
-	tip, _ := client.SuggestGasTipCap(ctx)
-	head, _ := client.HeaderByNumber(ctx, nil)
-	tx := types.MustSignNewTx(key, types.LatestSignerForChainID(chainID), &types.DynamicFeeTx{
-		ChainID: chainID, Nonce: 0, GasTipCap: tip, GasFeeCap: new(big.Int).Add(head.BaseFee, big.NewInt(2*params.GWei)),
-		Gas: 100_000, Data: runtimeOnlyInitcode,
-	})
-	if err := client.SendTransaction(ctx, tx); err != nil {
-		t.Fatal(err)
-	}
-	sim.Commit() // block 38
-	for i := 0; i < 21; i++ {
-		sim.Commit()
-	}
-	receipt, err := client.TransactionReceipt(ctx, tx.Hash())
-	if err != nil || receipt.Status != types.ReceiptStatusSuccessful {
-		t.Fatalf("deploy: %v %+v", err, receipt)
-	}
-	addr := receipt.ContractAddress
-	got, err := FindDeploymentBlock(ctx, client, addr)
+	log := slog.New(slog.DiscardHandler)
+	c, err := devchain.Start(ctx, devchain.Config{MetadataAddr: "off"}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got != receipt.BlockNumber.Uint64() || got != 38 {
-		t.Errorf("deployment block %d, receipt says %d", got, receipt.BlockNumber)
+	defer c.Close()
+	for i := 0; i < 20; i++ { // blocks without Echain logs first
+		if _, err := c.Commit(); err != nil {
+			t.Fatal(err)
+		}
 	}
-
-	// No code at the head: a clear error, not block 0.
-	_, err = FindDeploymentBlock(ctx, client, common.HexToAddress("0x00000000000000000000000000000000000000aa"))
-	if err == nil || !strings.Contains(err.Error(), "no contract there") {
-		t.Errorf("missing contract: %v", err)
+	tr := devchain.NewTraffic(c, devchain.TrafficConfig{TxsPerBlock: 3}, log)
+	for i := 0; i < 180; i++ {
+		if _, err := tr.Step(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
-
-	isolate(t)
-	c := load(t, Options{Set: map[string]string{}})
-	c.Contracts.Marketplace.Address = addr
-	c.Contracts.Marketplace.StartBlock = StartBlock{Auto: true}
-	if err := c.ResolveStartBlocks(ctx, client, slog.New(slog.DiscardHandler)); err != nil {
+	// What the old search needed: state at an old block. This node refuses it.
+	if _, err := c.Client().CodeAt(ctx, c.Addresses.Marketplace, big.NewInt(2)); err == nil {
+		t.Fatal("the dev chain served eth_getCode at block 2: the test needs a node without historical state")
+	}
+	// The expected answers, from every log of the chain.
+	all, err := c.Client().FilterLogs(ctx, ethereum.FilterQuery{FromBlock: big.NewInt(0)})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if sb := c.Contracts.Marketplace.StartBlock; sb.Auto || sb.Number != 38 {
-		t.Errorf("resolved start block %v", sb)
+	want := map[common.Address]uint64{}
+	for _, l := range all {
+		if n, ok := want[l.Address]; !ok || l.BlockNumber < n {
+			want[l.Address] = l.BlockNumber
+		}
 	}
+
+	for _, style := range []rpcproxy.HintStyle{rpcproxy.Infura, rpcproxy.NoHint} {
+		proxy, err := rpcproxy.New(c.HTTPURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer proxy.Close()
+		proxy.Add(rpcproxy.MaxLogsRange(40, style))
+		src, err := srcpkg.New(ctx, srcpkg.Config{Endpoints: []srcpkg.Endpoint{{HTTPURL: proxy.URL()}}, ChainID: devchain.ChainID}, log, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer src.Close()
+		for _, addr := range []common.Address{c.Addresses.EventFactory, c.Addresses.Marketplace, c.Addresses.POAPAttendance, c.Addresses.IncentiveManager} {
+			got, found, _, err := FindFirstLogBlock(ctx, src, addr, 0, nil)
+			if err != nil {
+				t.Fatalf("style %v, %s: %v", style, addr, err)
+			}
+			if w, ok := want[addr]; found != ok || got != w {
+				t.Errorf("style %v, %s: first log block %d (found %v), want %d (%v)", style, addr, got, found, w, ok)
+			}
+		}
+		if proxy.Faults("eth_getLogs") == 0 {
+			t.Errorf("style %v: the range cap never refused a range", style)
+		}
+
+		isolate(t)
+		cfg := load(t, Options{Set: map[string]string{}})
+		for _, ct := range cfg.Contracts.All() {
+			ct.StartBlock = StartBlock{Auto: true}
+		}
+		cfg.Contracts.Marketplace.Address = c.Addresses.Marketplace
+		cfg.Contracts.EventFactory.Address = c.Addresses.EventFactory
+		kept := keptBlocks{}
+		if err := cfg.ResolveStartBlocks(ctx, src, kept, log); err != nil {
+			t.Fatal(err)
+		}
+		if sb := cfg.Contracts.Marketplace.StartBlock; sb.Auto || sb.Number != want[c.Addresses.Marketplace] {
+			t.Errorf("resolved start block %v, want %d", sb, want[c.Addresses.Marketplace])
+		}
+		if kept[c.Addresses.Marketplace] != want[c.Addresses.Marketplace] || len(kept) != 4 {
+			t.Errorf("kept %v", kept)
+		}
+		// A restart reads what was kept: no search (the node is not even asked).
+		for _, ct := range cfg.Contracts.All() {
+			ct.StartBlock = StartBlock{Auto: true}
+		}
+		calls := proxy.Calls("eth_getLogs")
+		if err := cfg.ResolveStartBlocks(ctx, src, kept, log); err != nil {
+			t.Fatal(err)
+		}
+		if proxy.Calls("eth_getLogs") != calls || cfg.Contracts.EventFactory.StartBlock.Number != want[c.Addresses.EventFactory] {
+			t.Errorf("second resolution searched again or differs: %v", cfg.Contracts.EventFactory.StartBlock)
+		}
+	}
+}
+
+// keptBlocks is a StartBlockStore in memory (the store's own is tested in package store).
+type keptBlocks map[common.Address]uint64
+
+func (k keptBlocks) StartBlocks(context.Context) (map[common.Address]uint64, error) { return k, nil }
+
+func (k keptBlocks) SaveStartBlock(_ context.Context, _ string, addr common.Address, block uint64) error {
+	k[addr] = block
+	return nil
 }
 
 // TestREADMEDocumentsEveryKey keeps the configuration reference complete.

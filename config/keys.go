@@ -68,19 +68,11 @@ func Keys() []Key {
 		key("rpc.max_attempts", "attempts of one call, across endpoints", parseInt(1, 100),
 			func(c *Config) *int { return &c.RPC.MaxAttempts }),
 	}
-	for _, ct := range []struct {
-		key, name string
-		field     func(*Config) *Contract
-	}{
-		{"event_factory", "EventFactory", func(c *Config) *Contract { return &c.Contracts.EventFactory }},
-		{"marketplace", "Marketplace", func(c *Config) *Contract { return &c.Contracts.Marketplace }},
-		{"poap_attendance", "POAPAttendance", func(c *Config) *Contract { return &c.Contracts.POAPAttendance }},
-		{"incentive_manager", "IncentiveManager", func(c *Config) *Contract { return &c.Contracts.IncentiveManager }},
-	} {
+	for _, ct := range contractKeys {
 		ks = append(ks,
 			key("contracts."+ct.key+".address", ct.name+" address", parseAddress,
 				func(c *Config) *common.Address { return &ct.field(c).Address }),
-			key("contracts."+ct.key+".start_block", ct.name+" first block, or auto (bisect eth_getCode)",
+			key("contracts."+ct.key+".start_block", ct.name+" first block, or auto (its first log, found with eth_getLogs)",
 				parseStartBlock, func(c *Config) *StartBlock { return &ct.field(c).StartBlock }),
 		)
 	}
@@ -161,6 +153,8 @@ func Keys() []Key {
 			parseDuration(time.Millisecond, 24*time.Hour), func(c *Config) *time.Duration { return &c.API.ReadyMaxReplicationLag }),
 		key("api.replica_await_block", "on a hot standby: how long a query for a block not replayed yet waits for it",
 			parseDuration(0, time.Minute), func(c *Config) *time.Duration { return &c.API.ReplicaAwaitBlock }),
+		key("api.ready_max_rpc_silence", "/readyz fails when no RPC endpoint has answered for this long", parseDuration(time.Second, 24*time.Hour),
+			func(c *Config) *time.Duration { return &c.API.ReadyMaxRPCSilence }),
 		key("subscriptions.max_connections", "open subscription WebSockets", parseInt(1, 10_000_000),
 			func(c *Config) *int { return &c.Subscriptions.MaxConnections }),
 		key("subscriptions.max_per_connection", "subscriptions per WebSocket", parseInt(1, 100_000),
@@ -219,4 +213,15 @@ func Keys() []Key {
 			func(c *Config) *int { return &c.Devchain.ReorgDepth }),
 	)
 	return ks
+}
+
+// contractKeys name the contracts' keys, in the order of Contracts.All.
+var contractKeys = []struct {
+	key, name string
+	field     func(*Config) *Contract
+}{
+	{"event_factory", "EventFactory", func(c *Config) *Contract { return &c.Contracts.EventFactory }},
+	{"marketplace", "Marketplace", func(c *Config) *Contract { return &c.Contracts.Marketplace }},
+	{"poap_attendance", "POAPAttendance", func(c *Config) *Contract { return &c.Contracts.POAPAttendance }},
+	{"incentive_manager", "IncentiveManager", func(c *Config) *Contract { return &c.Contracts.IncentiveManager }},
 }

@@ -43,7 +43,8 @@ import (
 	"github.com/ethereum/go-ethereum/rpc"
 )
 
-// ChainID is the simulated chain's id (fixed by go-ethereum's dev-chain config).
+// ChainID is the dev chain's id unless Config.ChainID or Config.Like says otherwise (go-ethereum's
+// dev-chain id).
 const ChainID = 1337
 
 // Config configures a dev chain. The zero value is usable: defaults are filled in by Start.
@@ -79,6 +80,18 @@ type Config struct {
 	MaxReorgDepth int
 	// Metadata tunes the metadata server's deliberately slow answers.
 	Metadata MetadataConfig
+	// ChainID is the chain id (default ChainID).
+	ChainID uint64
+	// Like makes the chain look like a public one to the indexer (see like.go): "base-sepolia"
+	// sets the chain id, places the contracts at that network's addresses and makes the
+	// finalized tag lag by time. Empty: the plain dev chain.
+	Like string
+	// FinalizedLag, when positive, holds the finalized block at the newest block at least this
+	// much older (in block time) than the head, as on an OP-stack chain whose blocks become final
+	// when L1 finalizes their batch; otherwise it trails the head by MaxReorgDepth+1 blocks.
+	FinalizedLag time.Duration
+
+	preimages bool // keep the preimages of storage keys (the scratch chain of a lookalike)
 }
 
 func (c *Config) withDefaults() {
@@ -102,6 +115,9 @@ func (c *Config) withDefaults() {
 	}
 	if c.MaxReorgDepth <= 0 {
 		c.MaxReorgDepth = 20
+	}
+	if c.ChainID == 0 {
+		c.ChainID = ChainID
 	}
 	c.Metadata.withDefaults()
 }
@@ -134,6 +150,7 @@ type Chain struct {
 	Addresses       Addresses
 
 	cfg      Config
+	chainID  *big.Int
 	log      *slog.Logger
 	stack    *node.Node
 	eth      *eth.Ethereum
@@ -147,15 +164,20 @@ type Chain struct {
 	treasury Account
 	users    []Account
 
-	mu        sync.Mutex
-	nonces    map[common.Address]uint64 // next nonce per sender; dropped when unsure
-	closeOnce sync.Once
-	closeErr  error
+	mu     sync.Mutex
+	nonces map[common.Address]uint64 // next nonce per sender; dropped when unsure
+	// finalByTime is the finalized block when finality lags by time (Config.FinalizedLag).
+	finalByTime uint64
+	closeOnce   sync.Once
+	closeErr    error
 }
 
 // Start runs a dev chain, deploys the contracts and returns once they are mined.
 func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Chain, error) {
-	c, err := startNode(ctx, cfg, log)
+	if cfg.Like != "" {
+		return startLike(ctx, cfg, log)
+	}
+	c, err := startNode(ctx, cfg, log, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -166,8 +188,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Chain, error) {
 	return c, nil
 }
 
-// startNode starts the node (genesis only) and the metadata server.
-func startNode(ctx context.Context, cfg Config, log *slog.Logger) (*Chain, error) {
+// startNode starts the node (genesis only, plus the accounts of extra) and the metadata server.
+func startNode(ctx context.Context, cfg Config, log *slog.Logger, extra types.GenesisAlloc) (*Chain, error) {
 	cfg.withDefaults()
 	if log == nil {
 		return nil, errors.New("devchain: nil logger")
@@ -180,7 +202,8 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (*Chain, error
 		cfg:      cfg,
 		log:      log,
 		contract: ct,
-		signer:   types.LatestSignerForChainID(big.NewInt(ChainID)),
+		chainID:  new(big.Int).SetUint64(cfg.ChainID),
+		signer:   types.LatestSignerForChainID(new(big.Int).SetUint64(cfg.ChainID)),
 		nonces:   map[common.Address]uint64{},
 	}
 	keys, err := deriveKeys(cfg.Seed, 2+cfg.Users)
@@ -193,6 +216,12 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (*Chain, error
 	funds := new(big.Int).Mul(big.NewInt(1_000_000_000), big.NewInt(params.Ether))
 	for _, k := range keys {
 		alloc[k.Address] = types.Account{Balance: funds}
+	}
+	for a, acc := range extra {
+		if old, ok := alloc[a]; ok && acc.Balance == nil {
+			acc.Balance = old.Balance
+		}
+		alloc[a] = acc
 	}
 	if err := c.startStack(alloc); err != nil {
 		return nil, err
@@ -240,6 +269,7 @@ func (c *Chain) startStack(alloc types.GenesisAlloc) error {
 	// Bogota, whose gas schedule no production chain (Base included) charges yet.
 	chainConf := *params.AllDevChainProtocolChanges
 	chainConf.BogotaTime = nil
+	chainConf.ChainID = new(big.Int).SetUint64(c.cfg.ChainID)
 	ethConf.Genesis = &core.Genesis{
 		Config:   &chainConf,
 		GasLimit: c.cfg.BlockGasLimit,
@@ -255,6 +285,8 @@ func (c *Chain) startStack(alloc types.GenesisAlloc) error {
 	// On disk (DataDir), geth's default cache (2 GB, of which 1 GB memtables whose write-ahead
 	// logs are preallocated) is sized for mainnet; a dev chain's whole database is ~100 MB.
 	ethConf.DatabaseCache = 256
+	// A scratch chain's state is copied into a lookalike's genesis by slot key (like.go).
+	ethConf.Preimages = c.cfg.preimages
 	if c.cfg.Archive {
 		ethConf.NoPruning = true
 		ethConf.StateScheme = "hash"
@@ -403,6 +435,9 @@ func (c *Chain) holdFinalityLocked() {
 	if head > keep {
 		n = head - keep
 	}
+	if c.cfg.FinalizedLag > 0 {
+		n = c.finalByTimeLocked(n)
+	}
 	if fin := bc.CurrentFinalBlock(); fin == nil || fin.Number.Uint64() != n {
 		bc.SetFinalized(bc.GetHeaderByNumber(n))
 	}
@@ -463,7 +498,7 @@ func (c *Chain) sendLocked(ctx context.Context, from Account, to *common.Address
 		value = new(big.Int)
 	}
 	tx, err := types.SignNewTx(from.Key, c.signer, &types.DynamicFeeTx{
-		ChainID:   big.NewInt(ChainID),
+		ChainID:   c.chainID,
 		Nonce:     nonce,
 		GasTipCap: tip,
 		GasFeeCap: feeCap,

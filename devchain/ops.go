@@ -226,7 +226,7 @@ func (c *Chain) MintAttendance(ctx context.Context, sender Account, eventID uint
 func (c *Chain) reqAttendance(sender Account, eventID uint64, attendee common.Address, nonce, deadline uint64) (txReq, error) {
 	word := func(b []byte) []byte { return common.LeftPadBytes(b, 32) }
 	digest := crypto.Keccak256(
-		word(big.NewInt(ChainID).Bytes()), word(c.Addresses.POAPAttendance.Bytes()), word(u(eventID).Bytes()),
+		word(c.chainID.Bytes()), word(c.Addresses.POAPAttendance.Bytes()), word(u(eventID).Bytes()),
 		word(attendee.Bytes()), word(u(nonce).Bytes()), word(u(deadline).Bytes()))
 	sig, err := crypto.Sign(accounts.TextHash(digest), c.deployer.Key)
 	if err != nil {

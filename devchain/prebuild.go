@@ -72,14 +72,14 @@ func StartWithHistory(ctx context.Context, cfg Config, h HistoryConfig, log *slo
 	cfg.withDefaults()
 	h.withDefaults()
 	var file string
-	if h.CacheDir != "" {
+	if h.CacheDir != "" && cfg.Like == "" { // a lookalike's genesis is not the cached history's
 		key, err := historyKey(cfg, h)
 		if err != nil {
 			return nil, err
 		}
 		file = filepath.Join(h.CacheDir, "devchain-history-"+key+".rlp.gz")
 		if _, err := os.Stat(file); err == nil {
-			c, err := startNode(ctx, cfg, log)
+			c, err := startNode(ctx, cfg, log, nil)
 			if err != nil {
 				return nil, err
 			}

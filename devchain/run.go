@@ -59,7 +59,7 @@ func Run(ctx context.Context, cfg RunConfig, log *slog.Logger, stdout io.Writer)
 func (c *Chain) PrintInfo(w io.Writer, showKeys bool) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	a := c.Addresses
-	fmt.Fprintf(tw, "Echain dev chain\tchain id %d\n", ChainID)
+	fmt.Fprintf(tw, "Echain dev chain\tchain id %d\n", c.chainID)
 	fmt.Fprintf(tw, "HTTP RPC\t%s\n", c.HTTPURL)
 	fmt.Fprintf(tw, "WebSocket RPC\t%s\n", c.WSURL)
 	if c.MetadataGateway != "" {

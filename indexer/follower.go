@@ -210,6 +210,7 @@ func (fl *Follower) lead(ctx context.Context) error {
 	resyncTick := time.NewTicker(fl.cfg.ResyncPoll)
 	defer resyncTick.Stop()
 	checkResync := true
+	var reconnects uint64 // the source's count when the cursor was last checked against the node
 	for ctx.Err() == nil {
 		if st == nil {
 			if st, err = loadState(ctx, fl.store, fl.start); err != nil {
@@ -229,6 +230,19 @@ func (fl *Follower) lead(ctx context.Context) error {
 				continue
 			}
 			checkResync = false
+		}
+		if r := fl.src.Reconnects(); r != reconnects {
+			// The node behind a (re)connection may not be the one the cursor was read from.
+			if err := fl.checkCursor(ctx, st); err != nil {
+				if errors.Is(err, ErrReorgTooDeep) {
+					return err
+				}
+				if !fail("cursor", err) {
+					break
+				}
+				continue
+			}
+			reconnects = r
 		}
 		target, received := fl.latestHead()
 		if target == nil {

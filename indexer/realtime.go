@@ -168,7 +168,14 @@ func (fl *Follower) reorg(ctx context.Context, st *chainState, h *types.Header) 
 		pn := x.Number.Int64() - 1
 		known, ok := st.hashAt(pn)
 		if !ok && pn < fl.start {
-			ancestor = store.BlockPtr{Number: fl.start - 1} // nothing is indexed below the start
+			// Nothing is indexed below the start: revert everything, to the new chain's block
+			// before it, whose hash the next block's parent check needs (a zero hash fails it).
+			ancestor = store.BlockPtr{Number: pn, Hash: x.ParentHash}
+			if parent, err := fl.headerByHash(ctx, x.ParentHash); err != nil {
+				return fmt.Errorf("walk back to the start: header %s: %w", x.ParentHash, err)
+			} else if parent != nil {
+				ancestor = ptrOf(parent)
+			}
 			break
 		}
 		if !ok {
@@ -238,4 +245,40 @@ func (fl *Follower) finalizedFor(ctx context.Context, head int64) int64 {
 		f = fl.start - 1
 	}
 	return f
+}
+
+// checkCursor compares the cursor with the node's chain (after a reconnection): a different
+// block at its height is a reorganisation, walked back to the common ancestor (or refused with
+// ErrReorgTooDeep when there is none in the kept window: another chain). A node whose head is
+// below the cursor is checked at its head against the window the same way; below the window it
+// cannot be told from a node still syncing, and the follower waits for it (readiness reports
+// the node's head below the indexed block, never a lag of 0).
+func (fl *Follower) checkCursor(ctx context.Context, st *chainState) error {
+	if st.head.Hash == (common.Hash{}) {
+		return nil
+	}
+	probe, err := fl.header(ctx, big.NewInt(st.head.Number))
+	if err != nil {
+		return fmt.Errorf("check cursor: header %d: %w", st.head.Number, err)
+	}
+	if probe != nil {
+		if probe.Hash() == st.head.Hash {
+			return nil
+		}
+		fl.log.Warn("after a reconnection the node has another block at the cursor; walking back",
+			"block", st.head.Number, "cursor_hash", st.head.Hash, "node_hash", probe.Hash())
+		return fl.reorg(ctx, st, probe)
+	}
+	latest, err := fl.header(ctx, nil)
+	if err != nil || latest == nil {
+		return fmt.Errorf("check cursor: latest header: %v", err)
+	}
+	if known, ok := st.hashAt(latest.Number.Int64()); ok && known.Hash != latest.Hash() {
+		fl.log.Warn("after a reconnection the node's head is below the cursor and on another branch; walking back",
+			"node_head", latest.Number, "node_hash", latest.Hash(), "cursor", st.head.Number)
+		return fl.reorg(ctx, st, latest)
+	}
+	fl.log.Warn("the node's head is below the indexed block: it is behind (syncing), or serves another chain; waiting for it",
+		"node_head", latest.Number, "indexed", st.head.Number)
+	return nil
 }

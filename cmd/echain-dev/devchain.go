@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -16,6 +17,7 @@ import (
 func newDevchainCmd(e *cli.Env) *cobra.Command {
 	var showKeys bool
 	var history int
+	var like string
 	cmd := &cobra.Command{
 		Use:   "devchain",
 		Short: "Run the dev chain: Echain contracts on a local node with generated traffic",
@@ -32,6 +34,7 @@ func newDevchainCmd(e *cli.Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			chain.Like = like
 			rc := devchain.RunConfig{
 				Chain:     chain,
 				Traffic:   trafficConfig(dc),
@@ -45,7 +48,9 @@ func newDevchainCmd(e *cli.Env) *cobra.Command {
 				}
 				rc.History = devchain.HistoryConfig{Blocks: history, CacheDir: dir}
 			}
-			if dc.Seed == 1 {
+			if like != "" {
+				fmt.Fprintf(e.Stdout(), "index it with: ECHAIN_PROFILE=%s and ECHAIN_RPC_WS_URL / ECHAIN_RPC_HTTP_URL set to the URLs below\n", like)
+			} else if dc.Seed == 1 {
 				fmt.Fprintln(e.Stdout(), "index it with: echain-indexer run   (the default configuration has these addresses)")
 			} else {
 				fmt.Fprintln(e.Stdout(), "devchain.seed is not 1: set the printed addresses (ECHAIN_CONTRACTS_*_ADDRESS) to index it")
@@ -57,6 +62,8 @@ func newDevchainCmd(e *cli.Env) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&showKeys, "show-keys", false, "print the funded accounts' private keys (dev-only keys derived from the seed)")
+	cmd.Flags().StringVar(&like, "like", "", "look like a public network to the indexer: "+strings.Join(devchain.Lookalikes(), ", ")+
+		" (its chain id, the profile's contract addresses, its finality)")
 	cmd.Flags().IntVar(&history, "history", 0, "pre-build this many blocks of dense traffic first (cached under ~/.cache/echain-indexer)")
 	return cmd
 }

@@ -33,6 +33,10 @@ const (
 type Config struct {
 	Endpoints []Endpoint // in order of preference; at least one
 
+	// ChainID, when set, is the chain every endpoint must serve: checked on each connection
+	// (identity.go). 0: not checked.
+	ChainID uint64
+
 	RequestTimeout time.Duration // one attempt of one request (default 15s)
 	// LogsTimeout bounds one eth_getLogs attempt over a block range (default 30s). Running out
 	// of it is reported as a *RangeTooLargeError: the range was too much for the node.

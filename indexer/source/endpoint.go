@@ -3,6 +3,7 @@ package source
 import (
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,6 +22,7 @@ type EndpointStatus struct {
 	Latency       time.Duration // moving average of successful attempts
 	CoolingDown   time.Duration // > 0: failed recently, asked again after this
 	BlockReceipts string        // eth_getBlockReceipts: "supported", "unsupported", "unknown"
+	WrongChain    string        // non-empty: out of service, it serves another chain (why)
 }
 
 type endpoint struct {
@@ -40,6 +42,12 @@ type endpoint struct {
 	lastErrAt     time.Time
 	latency       time.Duration
 	blockReceipts int8 // 0 unknown, 1 supported, -1 unsupported
+
+	dials         atomic.Uint64 // HTTP connections opened to it
+	idMu          sync.Mutex    // one identity check at a time
+	identity      int8          // identityUnknown, identityOK, identityWrong
+	identityDials uint64        // dials when the last check began
+	wrongChain    string        // why it is out of service
 }
 
 func (ep *endpoint) headNumber() uint64 {
@@ -119,6 +127,9 @@ func (ep *endpoint) failed(msg string, retryAfter, base, ceiling time.Duration) 
 		d = backoff(ep.consecutive, base, ceiling)
 	}
 	ep.cooldownUntil = time.Now().Add(d)
+	if ep.identity == identityOK {
+		ep.identity = identityUnknown // it may come back as another node: check again
+	}
 	return ep.consecutive
 }
 
@@ -147,6 +158,7 @@ func (ep *endpoint) status(best, tolerance uint64) EndpointStatus {
 		LastError:   ep.lastErr,
 		LastErrorAt: ep.lastErrAt,
 		Latency:     ep.latency,
+		WrongChain:  ep.wrongChain,
 	}
 	if d := time.Until(ep.cooldownUntil); d > 0 {
 		st.CoolingDown = d

@@ -244,6 +244,7 @@ func (h *headLoop) run(ctx context.Context) {
 			silent.Reset(s.cfg.HeadTimeout)
 			h.wsNum = hd.Number.Uint64()
 			s.observeHead(conn.ep, hd.Number.Uint64(), true)
+			s.answeredNow()
 			h.offer(hd, ModeWebSocket, true)
 
 		case err := <-subErr:
@@ -348,6 +349,10 @@ func (h *headLoop) dial(ctx context.Context, ep *endpoint) (*wsConn, error) {
 	client, err := rpc.DialOptions(dctx, ep.wsURL)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", redactURL(ep.wsURL), err)
+	}
+	if err := h.s.checkWSIdentity(dctx, ep, client); err != nil {
+		client.Close()
+		return nil, err
 	}
 	ch := make(chan *types.Header, 64)
 	sub, err := client.EthSubscribe(dctx, ch, "newHeads")

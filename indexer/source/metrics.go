@@ -18,6 +18,9 @@ type metrics struct {
 	reconnects *prometheus.CounterVec   // endpoint, reason
 	subMode    *prometheus.GaugeVec     // mode
 	heads      *prometheus.CounterVec   // via
+
+	chainMismatch *prometheus.CounterVec // endpoint, transport
+	wrongChain    *prometheus.GaugeVec   // endpoint
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -32,6 +35,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		reconnects: f.CounterVec("rpc_subscription_reconnects_total", "newHeads subscription restarts by endpoint and reason (dropped, silent, dial_failed).", "endpoint", "reason"),
 		subMode:    f.GaugeVec("rpc_subscription_mode", "1 for the current head source mode: websocket, polling, or stopped.", "mode"),
 		heads:      f.CounterVec("rpc_heads_total", "New heads delivered to the follower, by how they arrived (websocket, polling).", "via"),
+		chainMismatch: f.CounterVec("rpc_chain_mismatch_total", "Connections to an endpoint that served another chain (chain id or genesis), by endpoint and transport (http, ws).", "endpoint", "transport"),
+		wrongChain:    f.GaugeVec("rpc_endpoint_wrong_chain", "1 while an endpoint is out of service because it serves another chain.", "endpoint"),
 	}
 	if err := f.Err(); err != nil {
 		return nil, fmt.Errorf("source: %w", err)

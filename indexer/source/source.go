@@ -9,11 +9,13 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/ethereum/go-ethereum"
+	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -33,6 +35,11 @@ type Source struct {
 
 	headMu sync.Mutex
 	head   HeadState
+
+	genesisMu  sync.Mutex
+	genesis    common.Hash   // the first genesis hash an endpoint of the configured chain gave
+	reconnects atomic.Uint64 // see Reconnects
+	lastAnswer atomic.Int64  // unix nanoseconds; see LastAnswer
 }
 
 // New validates cfg and prepares the endpoints. It does not wait for any endpoint to answer: a
@@ -51,18 +58,16 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 	}
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s := &Source{cfg: cfg, log: log, m: m, bg: bg, cancel: cancel}
+	s.answeredNow()
 	for _, e := range cfg.Endpoints {
-		s.eps = append(s.eps, &endpoint{
-			name:    e.Name,
-			display: redactURL(e.HTTPURL),
-			wsURL:   e.WSURL,
-			rpc: &httpRPC{
-				url:     e.HTTPURL,
-				client:  &http.Client{Transport: newTransport(e.HTTPURL)},
-				maxResp: cfg.MaxResponseBytes,
-				bufs:    make(chan *bytes.Buffer, keptBuffers),
-			},
-		})
+		ep := &endpoint{name: e.Name, display: redactURL(e.HTTPURL), wsURL: e.WSURL}
+		ep.rpc = &httpRPC{
+			url:     e.HTTPURL,
+			client:  &http.Client{Transport: newTransport(e.HTTPURL, func() { ep.dials.Add(1) })},
+			maxResp: cfg.MaxResponseBytes,
+			bufs:    make(chan *bytes.Buffer, keptBuffers),
+		}
+		s.eps = append(s.eps, ep)
 	}
 	s.setMode(ModeStopped, "")
 	if cfg.HealthInterval > 0 {
@@ -72,10 +77,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 	return s, nil
 }
 
-func newTransport(rawURL string) *http.Transport {
+// newTransport: dialed is called for every connection opened, which is checked for the chain it
+// serves before its answers are used (identity.go).
+func newTransport(rawURL string, dialed func()) *http.Transport {
 	t := &http.Transport{
 		Proxy:               http.ProxyFromEnvironment,
-		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:         dialCounter(&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}, dialed),
 		ForceAttemptHTTP2:   true,
 		MaxIdleConns:        64,
 		MaxIdleConnsPerHost: 32,
@@ -125,7 +132,14 @@ func (s *Source) healthLoop() {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := s.fetchHead(s.bg, ep); err != nil && s.bg.Err() == nil {
+				err := s.ensureIdentity(s.bg, ep)
+				if errors.Is(err, ErrWrongChain) {
+					return // logged and counted; checked again next round
+				}
+				if err == nil {
+					err = s.fetchHead(s.bg, ep)
+				}
+				if err != nil && s.bg.Err() == nil {
 					// An endpoint that is down is noticed without traffic, and asked last.
 					kind, _, retryAfter := classify(err)
 					s.m.errors.WithLabelValues(ep.name, "eth_blockNumber", kind).Inc()
@@ -155,7 +169,11 @@ func (s *Source) fetchHead(ctx context.Context, ep *endpoint) error {
 	if err != nil {
 		return fmt.Errorf("eth_blockNumber: %w", err)
 	}
+	if ep.identityState() == identityWrong {
+		return fmt.Errorf("eth_blockNumber: %s", ep.status(0, 0).WrongChain)
+	}
 	s.observeHead(ep, uint64(n), true)
+	s.answeredNow()
 	return nil
 }
 
@@ -168,9 +186,16 @@ func (s *Source) observeHead(ep *endpoint, n uint64, authoritative bool) {
 	}
 	h := ep.headNumber()
 	s.m.head.WithLabelValues(ep.name).Set(float64(h))
+	s.recomputeBest()
+}
+
+// recomputeBest: the best head is over the endpoints in service (not those of another chain).
+func (s *Source) recomputeBest() {
 	var best uint64
 	for _, e := range s.eps {
-		best = max(best, e.headNumber())
+		if e.identityState() != identityWrong {
+			best = max(best, e.headNumber())
+		}
 	}
 	s.best.Store(best)
 }
@@ -216,6 +241,9 @@ func (s *Source) do(ctx context.Context, op string, need uint64, timeout time.Du
 		}
 		ep, wait := s.pick(missed)
 		if ep == nil {
+			if lastErr == nil {
+				lastErr = fmt.Errorf("%w: %s", ErrWrongChain, s.wrongChains())
+			}
 			return fmt.Errorf("%s: every endpoint missed: %w", op, lastErr)
 		}
 		if wait > 0 {
@@ -233,6 +261,15 @@ func (s *Source) do(ctx context.Context, op string, need uint64, timeout time.Du
 		}
 		if cerr := ctx.Err(); cerr != nil {
 			return fmt.Errorf("%s: %w", op, cerr)
+		}
+		if errors.Is(err, ErrWrongChain) {
+			// Out of service until a check finds the right chain: ask the others.
+			if missed == nil {
+				missed = make(map[*endpoint]bool, len(s.eps))
+			}
+			missed[ep] = true
+			lastErr = fmt.Errorf("%s via %s: %w", op, ep.name, err)
+			continue
 		}
 		kind, cls, retryAfter := classify(err)
 		if errors.Is(err, ErrStateUnavailable) {
@@ -274,15 +311,21 @@ func (s *Source) attempt(ctx context.Context, ep *endpoint, op string, need uint
 	actx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start := time.Now()
-	var err error
-	if need > 0 && ep.headNumber() < need {
+	err := s.ensureIdentity(actx, ep)
+	if err == nil && need > 0 && ep.headNumber() < need {
 		// Our view of its head may be stale: ask before concluding it lags.
 		if err = s.fetchHead(actx, ep); err == nil && ep.headNumber() < need {
 			err = &lagError{endpoint: ep.name, need: need, head: ep.headNumber()}
 		}
 	}
 	if err == nil {
+		dials := ep.dials.Load()
 		err = fn(actx, ep)
+		if err == nil && s.cfg.ChainID != 0 && ep.dials.Load() != dials {
+			// The answer came over a connection opened during the request (the node may have
+			// restarted as another one): it is used only once the endpoint is checked again.
+			err = s.ensureIdentity(actx, ep)
+		}
 	}
 	took := time.Since(start)
 	s.m.requests.WithLabelValues(ep.name, op).Inc()
@@ -295,6 +338,7 @@ func (s *Source) attempt(ctx context.Context, ep *endpoint, op string, need uint
 	if prev := ep.succeeded(took); prev >= 3 {
 		s.log.Info("rpc endpoint recovered", "endpoint", ep.name, "after_failures", prev)
 	}
+	s.answeredNow()
 	return nil
 }
 
@@ -311,8 +355,11 @@ func (s *Source) pick(missed map[*endpoint]bool) (*endpoint, time.Duration) {
 			continue
 		}
 		ep.mu.Lock()
-		cool, head := ep.cooldownUntil, ep.head
+		cool, head, wrong := ep.cooldownUntil, ep.head, ep.identity == identityWrong
 		ep.mu.Unlock()
+		if wrong {
+			continue // out of service; the health loop checks it again
+		}
 		if cool.After(now) {
 			if soonest == nil || cool.Before(soonestAt) {
 				soonest, soonestAt = ep, cool
@@ -334,6 +381,17 @@ func (s *Source) pick(missed map[*endpoint]bool) (*endpoint, time.Duration) {
 		return soonest, soonestAt.Sub(now)
 	}
 	return nil, 0
+}
+
+// wrongChains says why the endpoints are out of service.
+func (s *Source) wrongChains() string {
+	var msgs []string
+	for _, ep := range s.eps {
+		if st := ep.status(0, 0); st.WrongChain != "" {
+			msgs = append(msgs, st.WrongChain)
+		}
+	}
+	return strings.Join(msgs, "; ")
 }
 
 func (s *Source) giveUp(op string, attempts int, start time.Time, lastErr error) error {

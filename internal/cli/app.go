@@ -124,7 +124,7 @@ func build(ctx context.Context, e *env, cfg *config.Config, p parts) (_ *app, er
 	}
 
 	if p.follower {
-		if err := resolveStartBlocks(ctx, cfg, e); err != nil {
+		if err := resolveStartBlocks(ctx, cfg, e, a.src, a.store); err != nil {
 			return nil, err
 		}
 		if a.maps, err = echain.New(echainConfig(cfg, a.store), a.src, e.log.With("component", "mappings"), a.reg); err != nil {
@@ -356,7 +356,19 @@ func (a *app) ready(ctx context.Context) api.Readiness {
 		r.Reason = "chain head unknown: no RPC endpoint has answered"
 		return r
 	}
-	r.LagBlocks = max(r.ChainHead-r.Indexed, 0)
+	if silent := time.Since(a.src.LastAnswer()); silent > a.cfg.API.ReadyMaxRPCSilence {
+		r.Reason = fmt.Sprintf("no RPC endpoint has answered for %s (allowed %s by api.ready_max_rpc_silence)",
+			silent.Round(time.Second), a.cfg.API.ReadyMaxRPCSilence)
+		return r
+	}
+	// Negative when the endpoints' head is below the indexed block: a node behind, or one that
+	// came back as another chain, is not "lag 0".
+	r.LagBlocks = r.ChainHead - r.Indexed
+	if r.LagBlocks < -r.MaxLag {
+		r.Reason = fmt.Sprintf("the RPC endpoints' head %d is %d blocks below the indexed block %d: they are behind, or serve another chain",
+			r.ChainHead, -r.LagBlocks, r.Indexed)
+		return r
+	}
 	if a.standby {
 		rep, reason := a.replication(ctx, head.Number)
 		r.Replication = rep
@@ -404,7 +416,7 @@ func openStore(ctx context.Context, e *env, cfg *config.Config, sch *schema.Sche
 }
 
 func sourceConfig(cfg *config.Config) source.Config {
-	sc := source.Config{RequestTimeout: cfg.RPC.Timeout, MaxAttempts: cfg.RPC.MaxAttempts}
+	sc := source.Config{RequestTimeout: cfg.RPC.Timeout, MaxAttempts: cfg.RPC.MaxAttempts, ChainID: cfg.ChainID}
 	for i, h := range cfg.RPC.HTTPURLs {
 		ep := source.Endpoint{HTTPURL: h}
 		if i < len(cfg.RPC.WSURLs) {
@@ -566,39 +578,16 @@ func chainID(ctx context.Context, url string, timeout time.Duration) (*big.Int, 
 	return c.ChainID(ctx)
 }
 
-// resolveStartBlocks replaces `auto` start blocks with deployment blocks found on the chain.
-// When a node answered and the blocks still cannot be found (a node without the history the
-// search needs, an address with no contract), that is the configuration's problem, exit status
-// 2: a restart finds nothing more. Nodes that did not answer may come back: a runtime failure.
-func resolveStartBlocks(ctx context.Context, cfg *config.Config, e *env) error {
-	key := ""
-	for i, c := range cfg.Contracts.All() {
-		if c.StartBlock.Auto && key == "" {
-			key = "contracts." + [...]string{"event_factory", "marketplace", "poap_attendance", "incentive_manager"}[i] + ".start_block"
-		}
+// resolveStartBlocks replaces `auto` start blocks with the blocks of the contracts' first logs,
+// kept in the database from an earlier start or searched with eth_getLogs (any full node
+// answers it) through the source: its failover, retries and chain checks.
+func resolveStartBlocks(ctx context.Context, cfg *config.Config, e *env, src *source.Source, st *store.Store) error {
+	auto := false
+	for _, c := range cfg.Contracts.All() {
+		auto = auto || c.StartBlock.Auto
 	}
-	if key == "" {
+	if !auto {
 		return nil
 	}
-	var errs []string
-	answered := false
-	for _, u := range cfg.RPC.HTTPURLs {
-		c, err := ethclient.DialContext(ctx, u)
-		if err == nil {
-			if _, err = c.BlockNumber(ctx); err == nil {
-				answered = true
-				err = cfg.ResolveStartBlocks(ctx, c, e.log)
-			}
-			c.Close()
-		}
-		if err == nil {
-			return nil
-		}
-		errs = append(errs, fmt.Sprintf("%s: %s", config.Redact(u), err))
-	}
-	err := fmt.Errorf("auto: %s", strings.Join(errs, "; "))
-	if answered && ctx.Err() == nil {
-		return cfg.KeyError(key, err)
-	}
-	return fmt.Errorf("%s %w", key, err)
+	return cfg.ResolveStartBlocks(ctx, src, st, e.log)
 }

@@ -49,6 +49,14 @@ func NewTCP(target string) (*TCPProxy, error) {
 	return p, nil
 }
 
+// SetTarget forwards new connections to another "host:port" (a node replaced behind the same
+// address); open ones keep theirs until cut.
+func (p *TCPProxy) SetTarget(target string) {
+	p.mu.Lock()
+	p.target = target
+	p.mu.Unlock()
+}
+
 // Addr is the proxy's "host:port".
 func (p *TCPProxy) Addr() string { return p.ln.Addr().String() }
 
@@ -129,8 +137,9 @@ func (p *TCPProxy) accept() {
 			_ = c.Close()
 			continue
 		}
+		target := p.target
 		p.mu.Unlock()
-		s, err := net.DialTimeout("tcp", p.target, 5*time.Second)
+		s, err := net.DialTimeout("tcp", target, 5*time.Second)
 		if err != nil {
 			_ = c.Close()
 			continue

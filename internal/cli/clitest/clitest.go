@@ -64,17 +64,22 @@ type Child struct {
 	code           int
 }
 
-// cleanEnv is the environment without configuration, so that children see only what a test sets.
-func cleanEnv(binary string) []string {
+// ConfigFreeEnv is the process environment without configuration (ECHAIN_*, DATABASE_URL), so
+// that a child sees only what a test sets.
+func ConfigFreeEnv() []string {
 	var out []string
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(name, "ECHAIN_") || name == "DATABASE_URL" {
+		if strings.HasPrefix(name, "ECHAIN_") || name == "DATABASE_URL" || name == asBinary {
 			continue
 		}
 		out = append(out, kv)
 	}
-	return append(out, asBinary+"="+binary)
+	return out
+}
+
+func cleanEnv(binary string) []string {
+	return append(ConfigFreeEnv(), asBinary+"="+binary)
 }
 
 // Start runs the test binary as binary (a name RunAs knows) with args, the environment env on top
