@@ -69,6 +69,9 @@ type Options struct {
 	// replica has not replayed yet (`block: {number_gte: N}` or `{number: N}`) waits for replay
 	// before failing with BLOCK_NOT_YET_INDEXED [0: fails at once].
 	AwaitBlock time.Duration
+	// Chain is the node asked for the blocks whose hash the store does not keep (block: {hash}
+	// and _meta's hash below the unfinalized window); nil: only the window's blocks are known.
+	Chain Chain
 	// DisableFastPath answers every request with graphql-go's executor (fast.go explains the
 	// fast path); for comparing the two.
 	DisableFastPath bool
@@ -170,6 +173,7 @@ type Engine struct {
 	plans  plans
 	front  *front
 	fast   *fastSchema // nil: no fast path
+	final  *finalBlocks
 	// stmtTimeout is StatementTimeout in milliseconds, as set_config takes it.
 	stmtTimeout string
 }
@@ -203,6 +207,7 @@ func New(pool *pgxpool.Pool, sch *schema.Schema, bind Binding, opts Options) (*E
 		slots:       make(chan struct{}, opts.MaxConcurrent),
 		ops:         opNames{names: map[string]bool{}},
 		stmtTimeout: strconv.FormatInt(opts.StatementTimeout.Milliseconds(), 10),
+		final:       newFinalBlocks(opts.Chain),
 	}
 	if e.met, err = newMetrics(opts.Registerer); err != nil {
 		return nil, fmt.Errorf("graphql: metrics: %w", err)
