@@ -283,14 +283,18 @@ func (e *Engine) execute(ctx context.Context, req Request, eo ExecOptions, overH
 		return &Result{Errors: []*gqlerrors.QueryError{queryError(&Error{Code: codeBadRequest,
 			Msg: "subscriptions need a WebSocket connection to this endpoint (graphql-transport-ws or graphql-ws); over HTTP send a query"})}}
 	}
-	invalid := p.validate(e)
+	p.validate(e) // once per text; graphql-go reports what it finds (the fallback validates again)
 	if r := e.interrupted(ctx); r != nil {
 		return e.refuse(r)
 	}
-	if len(invalid) == 0 {
-		if r := e.checkCost(p.doc, req.OperationName, req.Variables); r != nil {
-			return e.refuse(r)
-		}
+	if errs := e.checkVariables(p.doc, req.OperationName, req.Variables); len(errs) > 0 {
+		return &Result{Errors: errs}
+	}
+	// Priced even when the front end found it invalid: graphql-go answers such a document with
+	// its own rules, and they let through some the front end refuses (an introspection query
+	// nested through types and fields, which it would execute in full).
+	if r := e.checkCost(p.doc, req.OperationName, req.Variables); r != nil {
+		return e.refuse(r)
 	}
 	res := e.run(ctx, p, req, eo)
 	if r := e.interrupted(ctx); r != nil && !hasCode(res.Errors, codeLimitTimeout) {
