@@ -23,6 +23,7 @@ type ReadCursor struct {
 	Head        *ReadBlock // nil before the indexer applied its first block
 	HistoryFrom int64      // time travel is exact from this block on
 	ErrorBlock  *int64     // lowest block with a recorded indexing error
+	Finalized   int64      // blocks at or below are final and outside the window (-1: none)
 }
 
 // ReadBlock is a block the store keeps (the cursor or a block of the unfinalized window).
@@ -38,7 +39,7 @@ type ReadBlock struct {
 // into its preDest. The statement returns one row also before migration fills the cursor.
 func CursorQuery(pre ...string) string {
 	items := append(append([]string{}, pre...),
-		`h.number, h.hash, h.parent_hash, h."timestamp", h.history_from, (SELECT min(block) FROM `+ddl.IndexingErrorTable+`)`)
+		`h.number, h.hash, h.parent_hash, h."timestamp", h.history_from, (SELECT min(block) FROM `+ddl.IndexingErrorTable+`), coalesce(h.finalized, -1)`)
 	return "SELECT " + strings.Join(items, ", ") + "\nFROM (SELECT 1) one LEFT JOIN " + ddl.HeadTable + " h ON true"
 }
 
@@ -49,7 +50,7 @@ func ScanCursor(row pgx.Row, preDest ...any) (ReadCursor, error) {
 		number, ts, histFrom, errBlock *int64
 		hash, parent                   []byte
 	)
-	dest := append(append([]any{}, preDest...), &number, &hash, &parent, &ts, &histFrom, &errBlock)
+	dest := append(append([]any{}, preDest...), &number, &hash, &parent, &ts, &histFrom, &errBlock, &c.Finalized)
 	if err := row.Scan(dest...); err != nil {
 		return c, fmt.Errorf("store: read the cursor: %w", notMigrated(err))
 	}

@@ -33,6 +33,7 @@ type indexedChain struct {
 	st    *store.Store
 	sch   *schema.Schema
 	cfg   echaintest.Config
+	src   *source.Source // the follower's RPC source, open until the test ends
 }
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -117,7 +118,7 @@ func indexChain(t *testing.T, blocks int) *indexedChain {
 		}
 	}
 	return &indexedChain{chain: c, st: st, sch: sch, cfg: echaintest.Config{EventFactory: a.EventFactory, Marketplace: a.Marketplace,
-		POAPAttendance: a.POAPAttendance, IncentiveManager: a.IncentiveManager, FromBlock: a.StartBlock}}
+		POAPAttendance: a.POAPAttendance, IncentiveManager: a.IncentiveManager, FromBlock: a.StartBlock}, src: src}
 }
 
 // The expected answers are built from the oracle's entities (echaintest.State), following The
@@ -352,5 +353,78 @@ func TestFrontendShapesMatchChain(t *testing.T) {
 			t.Fatalf("block %d by hash: %d tickets, want %d", b, got, at.Count(echaintest.TTicket))
 		}
 		sameJSON(t, "_meta at a hash", ids["_meta"], map[string]any{"block": map[string]any{"number": b, "hash": hdr.Hash().Hex()}})
+	}
+}
+
+// TestBlockHashBelowWindow reads finalized blocks, whose hashes the store no longer keeps, by
+// hash and names their hash in _meta: the API asks the node (through the indexer's RPC source)
+// and checks the block is canonical here. Without a node it says why it cannot.
+func TestBlockHashBelowWindow(t *testing.T) {
+	ic := indexChain(t, 45)
+	ctx := context.Background()
+	h, err := NewHandler(ic.st.Pool(), ic.sch, Options{Chain: ic.src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	noNode, err := NewHandler(ic.st.Pool(), ic.sch, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := ic.st.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	win, err := ic.st.Window(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Finalized < int64(ic.cfg.FromBlock)+3 || len(win) == 0 || win[0].Number <= st.Finalized-3 {
+		t.Fatalf("the chain should have finalized blocks outside the window: finalized %d, window from %v, contracts from %d", st.Finalized, win, ic.cfg.FromBlock)
+	}
+	const q = `query($b: Block_height) { _meta(block: $b) { block { number hash parentHash timestamp } } tickets(block: $b, first: 1000) { id } }`
+	for _, b := range []int64{st.Finalized, st.Finalized - 3, int64(ic.cfg.FromBlock) + 1} {
+		hdr, err := ic.chain.Client().HeaderByNumber(ctx, big.NewInt(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := ic.cfg
+		cfg.ToBlock = uint64(b)
+		at, err := echaintest.Expected(ctx, ic.chain.Client(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantMeta := map[string]any{"block": map[string]any{"number": b, "hash": hdr.Hash().Hex(),
+			"parentHash": hdr.ParentHash.Hex(), "timestamp": hdr.Time}}
+		for _, spec := range []map[string]any{{"hash": hdr.Hash().Hex()}, {"number": b}, {"hash": hdr.Hash().Hex(), "number": b}} {
+			// twice: the second answer comes from the cache
+			for range 2 {
+				r := gqltest.Post(t, h, q, map[string]any{"b": spec})
+				if len(r.Errors) > 0 {
+					t.Fatalf("block %v: %s", spec, r.Raw)
+				}
+				if got := len(r.Data["tickets"].([]any)); got != at.Count(echaintest.TTicket) {
+					t.Fatalf("block %v: %d tickets, want %d", spec, got, at.Count(echaintest.TTicket))
+				}
+				sameJSON(t, fmt.Sprintf("_meta at %v", spec), r.Data["_meta"], wantMeta)
+			}
+		}
+		r := gqltest.Post(t, noNode, q, map[string]any{"b": map[string]any{"hash": hdr.Hash().Hex()}})
+		if c := r.ErrorCodes(); len(c) == 0 || c[0] != "BLOCK_HASH_UNKNOWN" || !strings.Contains(string(r.Raw), "no RPC endpoint configured") {
+			t.Fatalf("block %d by hash without a node: want BLOCK_HASH_UNKNOWN saying no RPC is configured, got %s", b, r.Raw)
+		}
+	}
+	// A hash no chain has, and one with the wrong number.
+	unknown := "0x" + strings.Repeat("ab", 32)
+	r := gqltest.Post(t, h, q, map[string]any{"b": map[string]any{"hash": unknown}})
+	if c := r.ErrorCodes(); len(c) == 0 || c[0] != "BLOCK_HASH_UNKNOWN" || !strings.Contains(string(r.Raw), "no block with that hash found") {
+		t.Fatalf("unknown hash: want graph-node's BLOCK_HASH_UNKNOWN text, got %s", r.Raw)
+	}
+	hdr, err := ic.chain.Client().HeaderByNumber(ctx, big.NewInt(st.Finalized-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = gqltest.Post(t, h, q, map[string]any{"b": map[string]any{"hash": hdr.Hash().Hex(), "number": st.Finalized}})
+	if c := r.ErrorCodes(); len(c) == 0 || c[0] != "BAD_BLOCK" {
+		t.Fatalf("hash of block %d given with number %d: want BAD_BLOCK, got %s", st.Finalized-1, st.Finalized, r.Raw)
 	}
 }

@@ -58,4 +58,75 @@ func TestGraphNodeVariableTypes(t *testing.T) {
 			t.Errorf("%s: accepted: %s", q, r.Raw)
 		}
 	}
+	// What graph-node refuses while coercing variable values (it does not validate documents by
+	// default), refused with its texts (graphql/src/execution/query.rs, values/coercion.rs), by
+	// queries and subscriptions alike.
+	refused := []struct {
+		q    string
+		vars map[string]any
+		want string
+	}{
+		{`query($x: Event) { event(id: $x) { id } }`, map[string]any{"x": "5"}, "Variable `x` must have an input type"},
+		{`query($x: Nope) { event(id: $x) { id } }`, map[string]any{"x": "5"}, "Variable `x` must have an input type"},
+		{`query($id: ID!) { event(id: $id) { id } }`, nil, "No value provided for required variable `id`"},
+		{`query($n: Int!) { events(first: $n) { id } }`, map[string]any{"n": nil}, "Invalid value provided for argument `n`: Null"},
+		{`query($n: Int) { events(first: $n) { id } }`, map[string]any{"n": "5"}, "Invalid value provided for argument `n`: String(\"5\")"},
+		{`query($n: Int) { events(first: $n) { id } }`, map[string]any{"n": 5.5}, "Invalid value provided for argument `n`: Float(5.5)"},
+		{`query($n: Int) { events(first: $n) { id } }`, map[string]any{"n": 1 << 31}, "Invalid value provided for argument `n`: Int(2147483648)"},
+		{`query($s: String) { events(first: 2, where: {title: $s}) { id } }`, map[string]any{"s": 5}, "Invalid value provided for argument `s`: Int(5)"},
+		{`query($d: OrderDirection) { events(first: 2, orderBy: id, orderDirection: $d) { id } }`, map[string]any{"d": "sideways"}, "Invalid value provided for argument `d`: String(\"sideways\")"},
+		{`query($w: Event_filter) { events(first: 2, where: $w) { id } }`, map[string]any{"w": map[string]any{"nope": 1}}, "Invalid value provided for argument `w`: Object({\"nope\": Int(1)})"},
+		{`query($ids: [ID!]) { events(where: {id_in: $ids}) { id } }`, map[string]any{"ids": "1"}, "Invalid value provided for argument `ids`: String(\"1\")"},
+	}
+	for _, c := range refused {
+		for name, h := range map[string]*Handler{"fast path": fast, "graphql-go": ref} {
+			r := gqltest.Post(t, h, c.q, c.vars)
+			if len(r.Errors) != 1 || r.Errors[0]["message"] != c.want || len(r.Data) > 0 {
+				t.Errorf("%s %v (%s): want the one error %q, got %s", c.q, c.vars, name, c.want, r.Raw)
+			}
+		}
+		_, errs := fast.Engine().Prepare(context.Background(), Request{Query: "subscription" + c.q[len("query"):], Variables: c.vars})
+		if len(errs) != 1 || errs[0].Message != c.want {
+			t.Errorf("subscribe %s %v: want %q, got %v", c.q, c.vars, c.want, errs)
+		}
+	}
+}
+
+// introspectionQuery is graphql-js's getIntrospectionQuery() as GraphiQL 3 sends it.
+const introspectionQuery = `query IntrospectionQuery {
+  __schema {
+    queryType { name } mutationType { name } subscriptionType { name }
+    types { ...FullType }
+    directives { name description locations args { ...InputValue } }
+  }
+}
+fragment FullType on __Type {
+  kind name description
+  fields(includeDeprecated: true) { name description args { ...InputValue } type { ...TypeRef } isDeprecated deprecationReason }
+  inputFields { ...InputValue }
+  interfaces { ...TypeRef }
+  enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason }
+  possibleTypes { ...TypeRef }
+}
+fragment InputValue on __InputValue { name description type { ...TypeRef } defaultValue }
+fragment TypeRef on __Type {
+  kind name
+  ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } }
+}`
+
+// TestIntrospectionWithinCost: GraphiQL and Apollo's tools introspect the schema first; the cost
+// budget prices introspection lists by the schema's size (max_first would refuse it), and still
+// refuses an introspection query that nests lists through types and fields to blow up.
+func TestIntrospectionWithinCost(t *testing.T) {
+	sch, pool := smallStore(t)
+	h := newHandler(t, sch, pool, Options{})
+	r := gqltest.Post(t, h, introspectionQuery, nil)
+	if len(r.Errors) > 0 || r.Data["__schema"] == nil {
+		t.Fatalf("the standard introspection query is refused: %.600s", r.Raw)
+	}
+	deep := `{ __schema { types { fields { type { fields { type { fields { type { fields { type { fields { name } } } } } } } } } } } }`
+	r = gqltest.Post(t, h, deep, nil)
+	if c := r.ErrorCodes(); len(c) == 0 || c[0] != "LIMIT_COST" {
+		t.Fatalf("a nested introspection query should exceed max_cost: %.600s", r.Raw)
+	}
 }

@@ -150,6 +150,7 @@ func build(ctx context.Context, e *env, cfg *config.Config, p parts) (_ *app, er
 	if a.standby {
 		gopts.AwaitBlock = cfg.API.ReplicaAwaitBlock
 	}
+	gopts.Chain = a.src // block: {hash} and _meta's hash for blocks below the store's window
 	gql, err := graphql.NewHandler(a.store.Pool(), a.sch, gopts)
 	if err != nil {
 		return nil, err

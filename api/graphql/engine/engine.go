@@ -69,6 +69,9 @@ type Options struct {
 	// replica has not replayed yet (`block: {number_gte: N}` or `{number: N}`) waits for replay
 	// before failing with BLOCK_NOT_YET_INDEXED [0: fails at once].
 	AwaitBlock time.Duration
+	// Chain is the node asked for the blocks whose hash the store does not keep (block: {hash}
+	// and _meta's hash below the unfinalized window); nil: only the window's blocks are known.
+	Chain Chain
 	// DisableFastPath answers every request with graphql-go's executor (fast.go explains the
 	// fast path); for comparing the two.
 	DisableFastPath bool
@@ -170,6 +173,7 @@ type Engine struct {
 	plans  plans
 	front  *front
 	fast   *fastSchema // nil: no fast path
+	final  *finalBlocks
 	// stmtTimeout is StatementTimeout in milliseconds, as set_config takes it.
 	stmtTimeout string
 }
@@ -203,6 +207,7 @@ func New(pool *pgxpool.Pool, sch *schema.Schema, bind Binding, opts Options) (*E
 		slots:       make(chan struct{}, opts.MaxConcurrent),
 		ops:         opNames{names: map[string]bool{}},
 		stmtTimeout: strconv.FormatInt(opts.StatementTimeout.Milliseconds(), 10),
+		final:       newFinalBlocks(opts.Chain),
 	}
 	if e.met, err = newMetrics(opts.Registerer); err != nil {
 		return nil, fmt.Errorf("graphql: metrics: %w", err)
@@ -278,14 +283,18 @@ func (e *Engine) execute(ctx context.Context, req Request, eo ExecOptions, overH
 		return &Result{Errors: []*gqlerrors.QueryError{queryError(&Error{Code: codeBadRequest,
 			Msg: "subscriptions need a WebSocket connection to this endpoint (graphql-transport-ws or graphql-ws); over HTTP send a query"})}}
 	}
-	invalid := p.validate(e)
+	p.validate(e) // once per text; graphql-go reports what it finds (the fallback validates again)
 	if r := e.interrupted(ctx); r != nil {
 		return e.refuse(r)
 	}
-	if len(invalid) == 0 {
-		if r := e.checkCost(p.doc, req.OperationName, req.Variables); r != nil {
-			return e.refuse(r)
-		}
+	if errs := e.checkVariables(p.doc, req.OperationName, req.Variables); len(errs) > 0 {
+		return &Result{Errors: errs}
+	}
+	// Priced even when the front end found it invalid: graphql-go answers such a document with
+	// its own rules, and they let through some the front end refuses (an introspection query
+	// nested through types and fields, which it would execute in full).
+	if r := e.checkCost(p.doc, req.OperationName, req.Variables); r != nil {
+		return e.refuse(r)
 	}
 	res := e.run(ctx, p, req, eo)
 	if r := e.interrupted(ctx); r != nil && !hasCode(res.Errors, codeLimitTimeout) {

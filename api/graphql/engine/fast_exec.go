@@ -376,7 +376,7 @@ func (x *fastExec) begin(ctx context.Context, stmts []*fastStmt, commit bool) er
 		hash, parent                   []byte
 		setting                        string
 	)
-	if err := br.QueryRow().Scan(&setting, &setting, &number, &hash, &parent, &ts, &histFrom, &errBlock); err != nil {
+	if err := br.QueryRow().Scan(&setting, &setting, &number, &hash, &parent, &ts, &histFrom, &errBlock, &s.finalized); err != nil {
 		return fmt.Errorf("read the cursor: %w", err)
 	}
 	if number != nil {

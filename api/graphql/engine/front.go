@@ -26,6 +26,9 @@ type front struct {
 	schema *ast.Schema
 	rules  *rules.Rules
 	budget budget
+	// introRows is the longest list each introspection field can return in this schema:
+	// the cost estimate prices introspection by the schema's size, not by max_first.
+	introRows map[string]float64
 }
 
 // budget bounds what a document may ask for before validation and execution.
@@ -38,7 +41,31 @@ func newFront(sdl string, b budget) (*front, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &front{schema: s, rules: rules.NewDefaultRules(), budget: b}, nil
+	return &front{schema: s, rules: rules.NewDefaultRules(), budget: b, introRows: introspectionRows(s)}, nil
+}
+
+// introspectionRows measures the schema's longest introspection lists, by field name.
+func introspectionRows(s *ast.Schema) map[string]float64 {
+	r := map[string]float64{"types": float64(len(s.Types)), "directives": float64(len(s.Directives))}
+	most := func(k string, n int) { r[k] = max(r[k], float64(n)) }
+	for _, t := range s.Types {
+		if t.Kind == ast.InputObject {
+			most("inputFields", len(t.Fields))
+		} else {
+			most("fields", len(t.Fields))
+		}
+		for _, f := range t.Fields {
+			most("args", len(f.Arguments))
+		}
+		most("enumValues", len(t.EnumValues))
+		most("interfaces", len(t.Interfaces))
+		most("possibleTypes", len(s.PossibleTypes[t.Name]))
+	}
+	for _, d := range s.Directives {
+		most("args", len(d.Arguments))
+		most("locations", len(d.Locations))
+	}
+	return r
 }
 
 // Refusal reasons, the label of echain_indexer_graphql_refusals_total.
@@ -255,7 +282,11 @@ func (e *Engine) Prepare(ctx context.Context, req Request) (*Prepared, []*gqlerr
 	if p.refused != nil {
 		return nil, e.refuse(p.refused).Errors
 	}
-	if invalid := p.validate(e); len(invalid) > 0 {
+	invalid := p.validate(e)
+	if errs := e.checkVariables(p.doc, req.OperationName, req.Variables); len(errs) > 0 {
+		return nil, errs
+	}
+	if len(invalid) > 0 {
 		return nil, gqlparserErrors(invalid)
 	}
 	if r := e.interrupted(ctx); r != nil {

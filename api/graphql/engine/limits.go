@@ -56,7 +56,7 @@ func (e *Engine) checkCost(doc *ast.QueryDocument, opName string, vars map[strin
 	if op == nil {
 		return nil // graphql-go names the problem
 	}
-	c := coster{doc: doc, op: op, vars: vars, maxFirst: e.opts.MaxFirst, frags: map[string]float64{}}
+	c := coster{doc: doc, op: op, vars: vars, maxFirst: e.opts.MaxFirst, frags: map[string]float64{}, intro: e.front.introRows}
 	cost := c.set(op.SelectionSet)
 	if cost > float64(e.opts.MaxCost) {
 		return &refusal{reasonCost, errorf(codeLimitCost,
@@ -84,6 +84,7 @@ type coster struct {
 	vars     map[string]any
 	maxFirst int
 	frags    map[string]float64 // priced fragments; NaN while being priced (a cycle)
+	intro    map[string]float64 // front.introRows
 }
 
 func (c *coster) set(ss ast.SelectionSet) float64 {
@@ -122,6 +123,14 @@ func (c *coster) fragment(name string) float64 {
 func (c *coster) rows(f *ast.Field) float64 {
 	if f.Definition == nil || f.Definition.Type == nil || f.Definition.Type.Elem == nil {
 		return 1
+	}
+	if f.ObjectDefinition != nil && strings.HasPrefix(f.ObjectDefinition.Name, "__") {
+		// An introspection list is as long as the schema makes it, whatever max_first says:
+		// GraphiQL's own introspection query must pass, a deep one must not.
+		if n, ok := c.intro[f.Name]; ok {
+			return n
+		}
+		return float64(c.maxFirst)
 	}
 	n := -1.0
 	if a := f.Arguments.ForName("first"); a != nil {

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/ethereum/go-ethereum/common"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -38,6 +39,7 @@ type session struct {
 	err        error        // sticky: the transaction is unusable after a failed statement
 	head       *blockInfo   // nil before the indexer applied its first block
 	historyN   int64        // time travel reaches back to this block
+	finalized  int64        // blocks at or below are final and outside the window (-1: none)
 	errorBlock *int64       // lowest block with a recorded indexing error
 	entities   atomic.Int64 // entities loaded so far
 	statements int
@@ -163,7 +165,7 @@ func (s *session) begin(ctx context.Context, spec *BlockHeight, q string, args [
 		br.Close()
 		return s.fail(ctx, err)
 	}
-	s.head, s.historyN, s.errorBlock = cur.Head, cur.HistoryFrom, cur.ErrorBlock
+	s.head, s.historyN, s.errorBlock, s.finalized = cur.Head, cur.HistoryFrom, cur.ErrorBlock, cur.Finalized
 	if q == "" {
 		if err := br.Close(); err != nil {
 			return s.fail(ctx, err)
@@ -326,12 +328,15 @@ func (s *session) checkAtHash(ctx context.Context) error {
 	return nil
 }
 
-// numberOfHash finds a block by hash among the blocks the indexer keeps (the unfinalized window
-// and the head).
+// numberOfHash finds a block by hash: the head and the unfinalized window from the store, older
+// blocks from the node (finalBlocks).
 func (s *session) numberOfHash(ctx context.Context, h Bytes) (int64, error) {
 	raw, err := coerceBytes(string(h))
 	if err != nil {
-		return 0, errorf(codeBadBlock, "block.hash: %v", err)
+		return 0, errorf(codeBadBlock, "Failed to decode `block.hash` value: %v", err)
+	}
+	if len(raw) != common.HashLength {
+		return 0, errorf(codeBlockUnknown, "Failed to decode `block.hash` value: `no block with that hash found` (%s is not 32 bytes long)", h)
 	}
 	if s.head != nil && string(s.head.Hash) == string(raw) {
 		return s.head.Number, nil
@@ -345,12 +350,14 @@ func (s *session) numberOfHash(ctx context.Context, h Bytes) (int64, error) {
 		return 0, s.fail(ctx, err)
 	}
 	if !ok {
-		return 0, errorf(codeBlockUnknown, "Failed to decode `block.hash` value: no block with hash %s is known to the indexer (it keeps the hashes of the unfinalized blocks only; use block.number for older blocks)", h)
+		return s.e.final.number(sctx, common.BytesToHash(raw), s.finalized, s.head.Number)
 	}
 	return n, nil
 }
 
-// blockAt describes block n for _meta: from the cursor or the unfinalized window when kept there.
+// blockAt describes block n for _meta: from the cursor or the unfinalized window when kept there,
+// else (finalized) from the node; without an answer from the node the hash stays null, as
+// graph-node leaves it.
 func (s *session) blockAt(ctx context.Context, n int64) (*blockInfo, error) {
 	if s.head != nil && n == s.head.Number {
 		return s.head, nil
@@ -363,10 +370,20 @@ func (s *session) blockAt(ctx context.Context, n int64) (*blockInfo, error) {
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	if bi == nil {
+	if bi != nil {
+		return bi, nil
+	}
+	if n > s.finalized {
 		return &blockInfo{Number: n}, nil
 	}
-	return bi, nil
+	fb, err := s.e.final.at(sctx, n)
+	if err != nil {
+		if !errors.Is(err, errNoChain) {
+			s.e.log.Warn("graphql: no hash for _meta", "block", n, "err", err)
+		}
+		return &blockInfo{Number: n}, nil
+	}
+	return fb, nil
 }
 
 // checkErrors applies the subgraphError policy: with deny, data at or after a block with a
