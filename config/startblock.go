@@ -16,6 +16,8 @@ import (
 // node answers for any block (eth_getCode at an old block needs an archive node).
 type LogSearcher interface {
 	BlockNumber(ctx context.Context) (uint64, error)
+	// CodeAt is the contract code at addr as of block (nil: the head), as ethclient's.
+	CodeAt(ctx context.Context, addr common.Address, block *big.Int) ([]byte, error)
 	FilterLogs(ctx context.Context, q ethereum.FilterQuery) ([]types.Log, error)
 	// RangeTooLarge tells whether err refuses a range as too large (too many blocks or too large
 	// an answer), and the largest range length the provider suggested (0: none).
@@ -94,6 +96,16 @@ func (c *Config) ResolveStartBlocks(ctx context.Context, node LogSearcher, kept 
 			log.Info("start block from an earlier search", "contract", ct.Name, "address", ct.Address, "block", n, "pin", fmt.Sprintf("%s=%d", env, n))
 			ct.StartBlock = StartBlock{Number: n}
 			continue
+		}
+		// An address with no code at the head is a wrong address or a wrong chain: no restart
+		// fixes that, so it is the configuration's error (exit status 2), not a start at the head.
+		code, err := node.CodeAt(ctx, ct.Address, nil)
+		if err != nil {
+			return fmt.Errorf("%s start_block auto: eth_getCode: %w", ct.Name, err)
+		}
+		if len(code) == 0 {
+			return c.KeyError("contracts."+contractKeys[i].key+".start_block",
+				fmt.Errorf("auto: no contract at %s on this chain (check %s)", ct.Address, EnvName("contracts."+contractKeys[i].key+".address")))
 		}
 		t0 := time.Now()
 		log.Info("searching the start block: the first log of the contract (eth_getLogs)", "contract", ct.Name, "address", ct.Address)

@@ -3,8 +3,11 @@ package source
 import (
 	"context"
 	"errors"
+	"math/big"
 
 	"github.com/ethereum/go-ethereum"
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/core/types"
 )
 
@@ -14,6 +17,15 @@ import (
 // FilterLogs is Logs.
 func (s *Source) FilterLogs(ctx context.Context, q ethereum.FilterQuery) ([]types.Log, error) {
 	return s.Logs(ctx, q)
+}
+
+// CodeAt is eth_getCode of addr at block (nil: the latest).
+func (s *Source) CodeAt(ctx context.Context, addr common.Address, block *big.Int) ([]byte, error) {
+	var out hexutil.Bytes
+	err := s.do(ctx, "eth_getCode", 0, 0, func(ctx context.Context, ep *endpoint) error {
+		return ep.rpc.call(ctx, &out, "eth_getCode", addr, blockNumArg(block))
+	})
+	return out, err
 }
 
 // RangeTooLarge tells whether err is a *RangeTooLargeError, and the length of the range the
