@@ -8,15 +8,21 @@ import (
 	"github.com/echain/echain-indexer/schema"
 )
 
-// compileFast compiles the operation, nil when it is not one the fast path serves.
-func (e *Engine) compileFast(doc *ast.QueryDocument, opName string) *fastOp {
-	var od *ast.OperationDefinition
+// operation is the operation a request names, or its only one; nil when there is no such
+// operation (execution says why).
+func operation(doc *ast.QueryDocument, opName string) *ast.OperationDefinition {
 	switch {
 	case opName != "":
-		od = doc.Operations.ForName(opName)
+		return doc.Operations.ForName(opName)
 	case len(doc.Operations) == 1:
-		od = doc.Operations[0]
+		return doc.Operations[0]
 	}
+	return nil
+}
+
+// compileFast compiles the operation, nil when it is not one the fast path serves.
+func (e *Engine) compileFast(doc *ast.QueryDocument, opName string) *fastOp {
+	od := operation(doc, opName)
 	if od == nil || od.Operation == ast.Mutation || len(od.Directives) > 0 {
 		return nil
 	}

@@ -46,13 +46,7 @@ func (e *Engine) checkCost(doc *ast.QueryDocument, opName string, vars map[strin
 	if doc == nil {
 		return nil
 	}
-	var op *ast.OperationDefinition
-	switch {
-	case opName != "":
-		op = doc.Operations.ForName(opName)
-	case len(doc.Operations) == 1:
-		op = doc.Operations[0]
-	}
+	op := operation(doc, opName)
 	if op == nil {
 		return nil // graphql-go names the problem
 	}

@@ -28,13 +28,7 @@ func (e *Engine) checkVariables(doc *ast.QueryDocument, opName string, vars map[
 	if doc == nil {
 		return nil
 	}
-	var op *ast.OperationDefinition
-	switch {
-	case opName != "":
-		op = doc.Operations.ForName(opName)
-	case len(doc.Operations) == 1:
-		op = doc.Operations[0]
-	}
+	op := operation(doc, opName)
 	if op == nil {
 		return nil
 	}
