@@ -56,8 +56,17 @@ type harnessOpts struct {
 	wrap      func(Chain) Chain // fault injection around the mappings' chain access
 	pgCache   bool              // keep metadata documents in the store's indexer.metadata_cache
 	metaWait  time.Duration     // the mappings' metadata timeout; default metaTimeout
+	// hangDelay replaces the dev gateway's hanging answers' delay (default: beyond any timeout).
+	// Below metaWait, no fetch times out, so no host back-off makes a first fetch fail for
+	// documents the oracle counts as had.
+	hangDelay time.Duration
 	known     bool              // hand Prepare the blocks' transactions with calldata, as a receipts backfill does
 	lateDocs  bool              // do not wait for documents before applying: they arrive as later versions
+}
+
+// metadataConfig is the dev gateway's timing, which the oracle must share.
+func (o harnessOpts) metadataConfig() devchain.MetadataConfig {
+	return devchain.MetadataConfig{SlowDelay: 200 * time.Millisecond, HangDelay: o.hangDelay}
 }
 
 func newHarness(t *testing.T, o harnessOpts) *harness {
@@ -66,7 +75,7 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	dc, err := devchain.Start(ctx, devchain.Config{
 		Archive:  o.archive,
-		Metadata: devchain.MetadataConfig{SlowDelay: 200 * time.Millisecond},
+		Metadata: o.metadataConfig(),
 	}, log)
 	if err != nil {
 		t.Fatalf("start dev chain: %v", err)
@@ -346,7 +355,7 @@ func (x *harness) oracleConfig() echaintest.Config {
 		IncentiveManager: a.IncentiveManager, FromBlock: a.StartBlock, ToBlock: x.next - 1,
 	}
 	if x.cfg.MetadataGateway != "" {
-		cfg.Metadata = echaintest.DevchainMetadata(devchain.MetadataConfig{SlowDelay: 200 * time.Millisecond}, x.cfg.MetadataTimeout)
+		cfg.Metadata = echaintest.DevchainMetadata(x.opts.metadataConfig(), x.cfg.MetadataTimeout)
 	}
 	return cfg
 }

@@ -300,10 +300,23 @@ func TestReplicas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Metadata documents arrive in the background after their Events commit, so both indexers
-	// must have had the time to fetch them before their stores can agree.
+	// Metadata documents arrive in the background after their Events commit and are written with
+	// the next block's commit, so both indexers need time and blocks before their stores agree:
+	// empty blocks are sealed while waiting.
+	lastSeal := time.Now()
 	waitFor(t, 180*time.Second, "the from-scratch index and the promoted standby to agree once metadata documents arrived", func() bool {
-		return len(echaintest.Diff(readStore(t, scratch, sch), readStore(t, standbyDB, sch))) == 0
+		a, _ := headOf(t, scratch)
+		b, _ := headOf(t, standbyDB)
+		if a == chainHead() && b == chainHead() && len(echaintest.Diff(readStore(t, scratch, sch), readStore(t, standbyDB, sch))) == 0 {
+			return true
+		}
+		if time.Since(lastSeal) > time.Second {
+			if _, err := chain.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			lastSeal = time.Now()
+		}
+		return false
 	})
 	spare.stop(syscall.SIGTERM, 20*time.Second)
 	scratchRun.stop(syscall.SIGTERM, 20*time.Second)
