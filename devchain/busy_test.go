@@ -2,13 +2,19 @@ package devchain
 
 import (
 	"context"
+	"fmt"
 	"math/big"
+	"regexp"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/rpc"
+
+	"github.com/echain/echain-indexer/internal/testwait"
 )
 
 // TestBusyHistory checks that a busy history is what it promises: every block after the
@@ -92,4 +98,51 @@ func TestBusyHistory(t *testing.T) {
 		t.Errorf("%d Echain transactions reverted", s.Reverted)
 	}
 	t.Logf("%d blocks: %d unrelated logs, %d Echain logs in %d blocks", head-2, len(logs)-total, total, len(echain))
+}
+
+// TestRunBusy runs the `echain-dev devchain --busy` loop: it prints the tokens and seals busy
+// blocks until stopped.
+func TestRunBusy(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out lockedBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, RunConfig{Chain: Config{MetadataAddr: "off"},
+			Busy: &BusyConfig{Unrelated: 6, EchainEvery: 3, BlockInterval: 10 * time.Millisecond}}, testLogger(t), &out)
+	}()
+	var rpcURL string
+	testwait.For(t, "Run to print the chain's URL and the busy tokens", func() (bool, string) {
+		select {
+		case err := <-done:
+			t.Fatalf("Run returned before it was stopped: %v", err)
+		default:
+		}
+		text := out.String()
+		m := regexp.MustCompile(`HTTP RPC\s+(\S+)`).FindStringSubmatch(text)
+		if m == nil || !strings.Contains(text, "busy chain: unrelated ERC-20 0x") {
+			return false, text
+		}
+		rpcURL = m[1]
+		return true, ""
+	})
+	hc := dial(t, rpcURL)
+	testwait.For(t, "ten busy blocks", func() (bool, string) {
+		n, err := hc.BlockNumber(ctx)
+		return err == nil && n >= 12, fmt.Sprintf("head %d (%v)", n, err)
+	})
+	logs := must[[]types.Log](t)(hc.FilterLogs(ctx, ethereum.FilterQuery{FromBlock: big.NewInt(3), ToBlock: big.NewInt(12),
+		Topics: [][]common.Hash{{common.HexToHash(transferTopic)}}}))
+	if len(logs) < 6*10 {
+		t.Errorf("%d Transfer logs in 10 busy blocks of 6 unrelated transfers", len(logs))
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run after ctx ended: %v", err)
+		}
+	case <-testwait.After(t):
+		t.Fatal("Run did not return after its context ended")
+	}
 }
