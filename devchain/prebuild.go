@@ -29,9 +29,16 @@ type HistoryConfig struct {
 	Blocks      int    // default 2100 (about 4,000 ticket clones and well over 200,000 Echain logs)
 	TxsPerBlock int    // default 18
 	CacheDir    string // where built histories are kept and reused ("": build every time)
+	// Busy, when set, makes a busy history instead (see BusyConfig; TxsPerBlock is unused).
+	Busy *BusyConfig
 }
 
 func (h *HistoryConfig) withDefaults() {
+	if h.Busy != nil {
+		b := *h.Busy
+		b.withDefaults()
+		h.Busy = &b
+	}
 	if h.Blocks <= 0 {
 		h.Blocks = 2100
 	}
@@ -102,7 +109,12 @@ func StartWithHistory(ctx context.Context, cfg Config, h HistoryConfig, log *slo
 		return nil, err
 	}
 	start := time.Now()
-	if err := NewTraffic(c, TrafficConfig{Seed: cfg.Seed}, log).Prebuild(ctx, h.Blocks, h.TxsPerBlock); err != nil {
+	if h.Busy != nil {
+		err = prebuildBusy(ctx, c, cfg, h, log)
+	} else {
+		err = NewTraffic(c, TrafficConfig{Seed: cfg.Seed}, log).Prebuild(ctx, h.Blocks, h.TxsPerBlock)
+	}
+	if err != nil {
 		c.Close()
 		return nil, fmt.Errorf("devchain: pre-build history: %w", err)
 	}
@@ -122,6 +134,9 @@ func historyKey(cfg Config, h HistoryConfig) (string, error) {
 	for _, v := range []uint64{2, uint64(cfg.Seed), uint64(cfg.Users), cfg.BlockGasLimit, uint64(h.Blocks), uint64(h.TxsPerBlock)} {
 		binary.BigEndian.PutUint64(buf[:], v)
 		sum.Write(buf[:])
+	}
+	if b := h.Busy; b != nil {
+		fmt.Fprintf(sum, "busy %d %d %d %s", b.Unrelated, b.EchainEvery, b.EchainTxs, erc20Runtime+erc721Runtime)
 	}
 	fmt.Fprintf(sum, "geth %d.%d.%d", version.Major, version.Minor, version.Patch)
 	for _, name := range abis.BuildNames() {

@@ -19,6 +19,9 @@ type RunConfig struct {
 	NoTraffic bool
 	// History, when Blocks > 0, pre-builds (or loads from History.CacheDir) a history first.
 	History HistoryConfig
+	// Busy, when set, drives busy-chain traffic (see BusyConfig) instead of Traffic's dense one,
+	// with Traffic's seed; a History is then a busy one too.
+	Busy *BusyConfig
 	// ShowKeys prints the private keys of the funded accounts (dev-only keys from the seed).
 	ShowKeys bool
 }
@@ -28,6 +31,7 @@ type RunConfig struct {
 func Run(ctx context.Context, cfg RunConfig, log *slog.Logger, stdout io.Writer) (err error) {
 	var c *Chain
 	if cfg.History.Blocks > 0 {
+		cfg.History.Busy = cfg.Busy
 		c, err = StartWithHistory(ctx, cfg.Chain, cfg.History, log)
 	} else {
 		c, err = Start(ctx, cfg.Chain, log)
@@ -47,8 +51,20 @@ func Run(ctx context.Context, cfg RunConfig, log *slog.Logger, stdout io.Writer)
 		<-ctx.Done()
 		return nil
 	}
-	t := NewTraffic(c, cfg.Traffic, log)
-	err = t.Run(ctx)
+	var t *Traffic
+	if cfg.Busy != nil {
+		b, err := NewBusy(ctx, c, cfg.Traffic, *cfg.Busy, log)
+		if err != nil {
+			return err
+		}
+		e20, e721 := b.Tokens()
+		fmt.Fprintf(stdout, "busy chain: unrelated ERC-20 %s, ERC-721 %s\n", e20, e721)
+		t = b.Traffic()
+		err = b.Run(ctx)
+	} else {
+		t = NewTraffic(c, cfg.Traffic, log)
+		err = t.Run(ctx)
+	}
 	s := t.Stats()
 	log.Info("dev chain traffic stopped", "blocks", s.Blocks, "txs", s.Txs, "reorgs", s.Reorgs,
 		"events", s.Events, "tickets", s.Tickets, "reverted", s.Reverted)

@@ -6,6 +6,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -18,6 +19,9 @@ func newDevchainCmd(e *cli.Env) *cobra.Command {
 	var showKeys bool
 	var history int
 	var like string
+	var busy bool
+	var busyUnrelated, busyEvery int
+	var busyBlockTime time.Duration
 	cmd := &cobra.Command{
 		Use:   "devchain",
 		Short: "Run the dev chain: Echain contracts on a local node with generated traffic",
@@ -40,6 +44,11 @@ func newDevchainCmd(e *cli.Env) *cobra.Command {
 				Traffic:   trafficConfig(dc),
 				NoTraffic: dc.TxsPerBlock == 0,
 				ShowKeys:  showKeys,
+			}
+			if busy {
+				// devchain.txs_per_block Echain transactions in each Echain block.
+				rc.Busy = &devchain.BusyConfig{Unrelated: busyUnrelated, EchainEvery: busyEvery,
+					EchainTxs: rc.Traffic.TxsPerBlock, BlockInterval: busyBlockTime}
 			}
 			if history > 0 {
 				dir, err := devchain.DefaultCacheDir()
@@ -65,6 +74,11 @@ func newDevchainCmd(e *cli.Env) *cobra.Command {
 	cmd.Flags().StringVar(&like, "like", "", "look like a public network to the indexer: "+strings.Join(devchain.Lookalikes(), ", ")+
 		" (its chain id, the profile's contract addresses, its finality)")
 	cmd.Flags().IntVar(&history, "history", 0, "pre-build this many blocks of dense traffic first (cached under ~/.cache/echain-indexer)")
+	cmd.Flags().BoolVar(&busy, "busy", false, "busy-chain mode: every block carries unrelated ERC-20/ERC-721 transfers, Echain traffic in one block of --busy-echain-every\n"+
+		"(with --history, a busy history of that many blocks, most without an Echain log)")
+	cmd.Flags().IntVar(&busyUnrelated, "busy-unrelated", 40, "busy mode: unrelated token transfers per block")
+	cmd.Flags().IntVar(&busyEvery, "busy-echain-every", 50, "busy mode: one block in this many carries Echain traffic")
+	cmd.Flags().DurationVar(&busyBlockTime, "busy-block-time", 2*time.Second, "busy mode: time between blocks (Base's 2 s)")
 	return cmd
 }
 
