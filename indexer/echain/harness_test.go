@@ -60,8 +60,8 @@ type harnessOpts struct {
 	// Below metaWait, no fetch times out, so no host back-off makes a first fetch fail for
 	// documents the oracle counts as had.
 	hangDelay time.Duration
-	known     bool              // hand Prepare the blocks' transactions with calldata, as a receipts backfill does
-	lateDocs  bool              // do not wait for documents before applying: they arrive as later versions
+	known     bool // hand Prepare the blocks' transactions with calldata, as a receipts backfill does
+	lateDocs  bool // do not wait for documents before applying: they arrive as later versions
 }
 
 // metadataConfig is the dev gateway's timing, which the oracle must share.
