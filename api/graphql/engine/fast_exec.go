@@ -227,7 +227,7 @@ func (x *fastExec) run(ctx context.Context) ([]byte, error) {
 	}
 	var loads []rootLoad
 	lookup := s.atHash != nil // block hashes are looked up before any statement
-	keepOpen := false         // _meta at another block reads indexer.blocks in the snapshot at the end
+	keepOpen := false         // _meta at another block reads the store's block window in the snapshot at the end
 	for _, f := range op.root {
 		if f.kind != fkOne && f.kind != fkList && f.kind != fkMeta {
 			continue
