@@ -123,7 +123,7 @@ func TestBaseSepoliaProfile(t *testing.T) {
 		if c.ChainID != 84532 || c.Profile != "base-sepolia" {
 			t.Fatalf("chain %d profile %q", c.ChainID, c.Profile)
 		}
-		want := map[string]string{ // ../shared/echain/SOURCE.txt
+		want := map[string]string{ // the published Base Sepolia deployment (echain SOURCE.txt)
 			"EventFactory":     "0xA97cB40548905B05A67fCD4765438aFBEA4030fc",
 			"POAPAttendance":   "0x08344CfBfB3afB2e114A0dbABbaF40e7eB62FD33",
 			"IncentiveManager": "0x1cfDae689817B954b72512bC82f23F35B997617D",

@@ -171,22 +171,10 @@ func (b *Busy) blockLocked(ctx context.Context) (StepResult, error) {
 
 // Run seals a busy block every BlockInterval until ctx is done.
 func (b *Busy) Run(ctx context.Context) error {
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-timer.C:
-		}
-		if _, err := b.Step(ctx); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
-		}
-		timer.Reset(b.cfg.BlockInterval)
-	}
+	return every(ctx, b.cfg.BlockInterval, func(ctx context.Context) error {
+		_, err := b.Step(ctx)
+		return err
+	})
 }
 
 // Prebuild seals the given number of busy blocks as fast as the node allows, with the

@@ -122,6 +122,15 @@ func (t *Traffic) Stats() Stats {
 
 // Run seals a block of traffic every BlockInterval until ctx is done.
 func (t *Traffic) Run(ctx context.Context) error {
+	return every(ctx, t.cfg.BlockInterval, func(ctx context.Context) error {
+		_, err := t.Step(ctx)
+		return err
+	})
+}
+
+// every runs step at once and then interval after each step ends, until ctx is done; a step
+// failing because ctx ended is the end, not an error.
+func every(ctx context.Context, interval time.Duration, step func(context.Context) error) error {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -130,13 +139,13 @@ func (t *Traffic) Run(ctx context.Context) error {
 			return nil
 		case <-timer.C:
 		}
-		if _, err := t.Step(ctx); err != nil {
+		if err := step(ctx); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return err
 		}
-		timer.Reset(t.cfg.BlockInterval)
+		timer.Reset(interval)
 	}
 }
 
