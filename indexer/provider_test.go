@@ -70,7 +70,9 @@ func TestThroughProvider(t *testing.T) {
 				if style < len(styles) {
 					proxy.SetProvider(profile(styles[style]))
 				} else {
-					proxy.SetProvider(rpcproxy.Provider{Latency: 20 * time.Millisecond, Jitter: 10 * time.Millisecond, RequestsPerSecond: 30})
+					// The rest of the run: a 429 storm and 5xx answers often enough that they are
+					// met whatever share of the styles' few requests drew one.
+					proxy.SetProvider(rpcproxy.Provider{Latency: 20 * time.Millisecond, Jitter: 10 * time.Millisecond, RequestsPerSecond: 30, ServerErrors: 0.1, Seed: 99})
 				}
 				// A fresh backfill range for the next style: the head moves on by more than the cap.
 				steps(t, tr, 40)
