@@ -258,7 +258,7 @@ func listen(t testing.TB, url string) *pgx.Conn {
 
 func nextChange(t testing.TB, conn *pgx.Conn) (*store.Change, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	n, err := conn.WaitForNotification(ctx)
 	if err != nil {

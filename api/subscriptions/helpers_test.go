@@ -99,7 +99,7 @@ func startReplica(t testing.TB, dbURL string, sch *schema.Schema, opts subscript
 		pool.Close()
 	})
 	r := &replica{srv: srv, http: hs, reg: reg, url: "ws://" + hs.Addr() + api.PathGraphQL, pool: pool}
-	waitFor(t, "the change feed", 10*time.Second, func() bool { return r.metric("echain_indexer_subscriptions_feed_connected") == 1 })
+	waitFor(t, "the change feed", patience, func() bool { return r.metric("echain_indexer_subscriptions_feed_connected") == 1 })
 	return r
 }
 
@@ -380,7 +380,7 @@ func (c *wsClient) next(d time.Duration) wsMsg {
 // expect reads the next message and checks its type (and id when not empty).
 func (c *wsClient) expect(typ, id string) wsMsg {
 	c.t.Helper()
-	m := c.next(5 * time.Second)
+	m := c.next(patience)
 	if m.Type != typ || (id != "" && m.ID != id) {
 		c.t.Fatalf("got %s id=%q payload=%s, want %s id=%q", m.Type, m.ID, m.Payload, typ, id)
 	}
@@ -423,7 +423,7 @@ func (c *wsClient) closed(d time.Duration) (int, string) {
 
 func (c *wsClient) expectClose(code int) string {
 	c.t.Helper()
-	got, reason := c.closed(5 * time.Second)
+	got, reason := c.closed(patience)
 	if got != code {
 		c.t.Fatalf("closed with %d %q, want %d", got, reason, code)
 	}
@@ -488,6 +488,11 @@ func compact(t testing.TB, raw json.RawMessage) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// patience bounds every wait for something that must happen: it only decides how long a broken
+// build takes to fail. CI runs every package at once on two busy cores, where a leader failover or
+// a push can take seconds; a wait sized for a quiet machine fails there.
+const patience = 90 * time.Second
 
 func waitFor(t testing.TB, what string, d time.Duration, ok func() bool) {
 	t.Helper()

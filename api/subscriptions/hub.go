@@ -322,6 +322,8 @@ func (s *Server) publish(p *op, at blockRef, res *graphql.Result) {
 	}
 	p.has, p.sum = true, sum
 	p.payload = resultPayload(res, at)
+	// Counted before the pushes go out, so that whoever receives one sees the execution counted.
+	s.met.executions.WithLabelValues("changed").Inc()
 	// Many clients pick the same id ("1"): one encoded message per (protocol, id).
 	var cache map[string][]byte
 	if len(p.subs) > 1 {
@@ -331,7 +333,6 @@ func (s *Server) publish(p *op, at blockRef, res *graphql.Result) {
 		sb.c.sendResultCached(sb.id, p.payload, at.notified, cache)
 	}
 	p.mu.Unlock()
-	s.met.executions.WithLabelValues("changed").Inc()
 }
 
 // drain takes every subscriber off a closed operation. Callers hold p.mu.

@@ -184,7 +184,7 @@ func (s *stack) startChildIndexer(t *testing.T) *exec.Cmd {
 // synced waits until the store holds the chain's head block.
 func (s *stack) synced(t *testing.T) {
 	t.Helper()
-	waitFor(t, "the indexer to reach the chain head", 60*time.Second, func() bool {
+	waitFor(t, "the indexer to reach the chain head", patience, func() bool {
 		h, err := s.st.Head(context.Background())
 		return err == nil && h != nil && h.Hash == s.chain.Head().Hash()
 	})
@@ -336,7 +336,7 @@ func TestJSClients(t *testing.T) {
 	await := func(what string, ok func(d ticketsData, block int64, hash string) bool) {
 		t.Helper()
 		pending := map[string]bool{jsClients[0]: true, jsClients[1]: true}
-		deadline := time.After(30 * time.Second)
+		deadline := time.After(patience)
 		for len(pending) > 0 {
 			select {
 			case l, open := <-lines:

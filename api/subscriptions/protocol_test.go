@@ -53,7 +53,7 @@ func TestTransportWSPushesChangedResultsOnly(t *testing.T) {
 	}
 	// Event 1 is written again with the same values: it runs, the result is the same, nothing is sent.
 	w.commit(event("1", 1))
-	waitFor(t, "the unchanged execution", 5*time.Second, func() bool {
+	waitFor(t, "the unchanged execution", patience, func() bool {
 		return r.metric("echain_indexer_subscriptions_executions_total", "result", "unchanged") >= 1
 	})
 	c.quiet(200 * time.Millisecond)
@@ -62,7 +62,7 @@ func TestTransportWSPushesChangedResultsOnly(t *testing.T) {
 	c.expectResult("next", "a", `{"event":{"id":"1","ticketsSold":"5"}}`, 5)
 
 	c.send(map[string]any{"id": "a", "type": "complete"})
-	waitFor(t, "the subscription to end", 5*time.Second, func() bool {
+	waitFor(t, "the subscription to end", patience, func() bool {
 		return r.metric("echain_indexer_subscriptions_active") == 0
 	})
 	w.commit(event("1", 6))
@@ -103,7 +103,7 @@ func TestTransportWSProtocolViolations(t *testing.T) {
 	w := &chainWriter{t: t, st: st, sch: sch}
 	w.commit(event("1", 0))
 	r := startReplica(t, url, sch, subscriptions.Options{
-		InitTimeout: 300 * time.Millisecond,
+		InitTimeout: 3 * time.Second,
 		Authorize: func(_ *http.Request, payload json.RawMessage) error {
 			var p struct{ Token string }
 			_ = json.Unmarshal(payload, &p)
@@ -196,7 +196,7 @@ func TestLegacyProtocol(t *testing.T) {
 	st, sch, url := openStore(t)
 	w := &chainWriter{t: t, st: st, sch: sch}
 	w.commit(event("1", 0))
-	r := startReplica(t, url, sch, subscriptions.Options{InitTimeout: 300 * time.Millisecond})
+	r := startReplica(t, url, sch, subscriptions.Options{InitTimeout: 3 * time.Second})
 	lg := subscriptions.ProtoLegacyWS
 
 	c := dial(t, r.url, lg)
@@ -385,12 +385,12 @@ func TestSlowClientIsClosed(t *testing.T) {
 			n++
 			continue
 		case <-rc.done:
-		case <-time.After(15 * time.Second):
+		case <-time.After(patience):
 			t.Fatal("the slow client's connection is still open")
 		}
 		break
 	}
-	code, reason := rc.closed(time.Second)
+	code, reason := rc.closed(patience)
 	if code != subscriptions.CloseTryAgainLater || !strings.Contains(reason, "send queue") {
 		t.Fatalf("slow client closed with %d %q", code, reason)
 	}
@@ -423,7 +423,7 @@ WHERE application_name = $1 AND datname = current_database()`, subscriptions.Lis
 	}
 	w.commit(event("1", 8)) // likely while nobody listens
 	c.expectResult("next", "a", `{"event":{"id":"1","ticketsSold":"8"}}`, 2)
-	waitFor(t, "the reconnect to be counted", 5*time.Second, func() bool {
+	waitFor(t, "the reconnect to be counted", patience, func() bool {
 		return r.metric("echain_indexer_subscriptions_feed_reconnects_total") >= 1
 	})
 	w.commit(event("1", 9))
@@ -468,22 +468,22 @@ func TestKeepAlive(t *testing.T) {
 	lg.startReading()
 	lg.initLegacy()
 	kas := 0
-	for deadline := time.After(600 * time.Millisecond); kas < 3; {
+	for deadline := time.After(patience); kas < 3; {
 		select {
 		case m := <-lg.msgs:
 			if m.Type == "ka" {
 				kas++
 			}
 		case <-deadline:
-			t.Fatalf("%d ka messages in 600ms with a 100ms keep-alive", kas)
+			t.Fatalf("%d ka messages in %v with a 100ms keep-alive", kas, patience)
 		}
 	}
-	waitFor(t, "WebSocket pings", 2*time.Second, func() bool { return pings.get() >= 2 })
+	waitFor(t, "WebSocket pings", patience, func() bool { return pings.get() >= 2 })
 
 	// A client that never reads never answers pings.
 	mute := dialIdle(t, r.url, subscriptions.ProtoTransportWS)
 	mute.send(map[string]any{"type": "connection_init"})
-	waitFor(t, "the mute client to be dropped", 5*time.Second, func() bool {
+	waitFor(t, "the mute client to be dropped", patience, func() bool {
 		return r.metric("echain_indexer_ws_dropped_clients_total", "reason", "idle") == 1
 	})
 	// The answering legacy client is still served.

@@ -189,7 +189,7 @@ func (hs *harness) wait(t *testing.T) Hint {
 	select {
 	case h := <-hs.got:
 		return h
-	case <-time.After(5 * time.Second):
+	case <-time.After(60 * time.Second):
 		t.Fatal("no hint reached the sink")
 		return Hint{}
 	}
@@ -558,7 +558,7 @@ func TestQueueNeverBlocksHandler(t *testing.T) {
 	cancel()
 	select {
 	case <-done:
-	case <-time.After(5 * time.Second):
+	case <-time.After(60 * time.Second):
 		t.Fatal("Run did not return on cancel")
 	}
 	close(release)

@@ -91,7 +91,7 @@ func TestDemo(t *testing.T) {
 	}
 
 	// The dev chain's signed webhooks reach the indexer as hints.
-	c.WaitFor(30*time.Second, "webhook hints", func() bool {
+	c.WaitFor(90*time.Second, "webhook hints", func() bool {
 		m := clitest.Scrape(t, "http://"+met)
 		return m["echain_indexer_hints_total"] > 0 && m[`echain_indexer_http_requests_total{code="200",handler="webhook"}`] > 0
 	})

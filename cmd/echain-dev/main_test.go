@@ -90,7 +90,7 @@ func TestDevchainCommand(t *testing.T) {
 		return n
 	}
 	first := head()
-	c.WaitFor(30*time.Second, "blocks with traffic", func() bool { return head() >= first+3 })
+	c.WaitFor(90*time.Second, "blocks with traffic", func() bool { return head() >= first+3 })
 	if code, took := c.Stop(syscall.SIGTERM, 30*time.Second); code != 0 {
 		t.Fatalf("exit %d after %s", code, took)
 	}

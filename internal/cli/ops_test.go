@@ -126,15 +126,15 @@ func TestOperations(t *testing.T) {
 	if code, body, err := httpGet(o.apiURL + "/healthz"); err != nil || code != 200 {
 		t.Errorf("/healthz: %d %s %v", code, body, err)
 	}
-	waitFor(t, 30*time.Second, "/readyz", func() bool { code, _, _ := httpGet(o.apiURL + "/readyz"); return code == 200 })
+	waitFor(t, 90*time.Second, "/readyz", func() bool { code, _, _ := httpGet(o.apiURL + "/readyz"); return code == 200 })
 
 	// 5. Metrics move as the chain advances.
 	before := scrape(t, o.metricURL)
 	step(5)
 	head := int64(chain.Head().Number.Uint64())
-	waitFor(t, 30*time.Second, "the new blocks to be indexed", func() bool { n, _ := headOf(t, o.db); return n == head })
+	waitFor(t, 90*time.Second, "the new blocks to be indexed", func() bool { n, _ := headOf(t, o.db); return n == head })
 	graphqlTotals(t, o.apiURL)
-	waitFor(t, 10*time.Second, "the metrics to catch up", func() bool { return scrape(t, o.metricURL)["echain_indexer_indexed_block"] == float64(head) })
+	waitFor(t, 90*time.Second, "the metrics to catch up", func() bool { return scrape(t, o.metricURL)["echain_indexer_indexed_block"] == float64(head) })
 	after := scrape(t, o.metricURL)
 	for _, name := range []string{
 		"echain_indexer_indexed_block", "echain_indexer_chain_head_block",

@@ -114,7 +114,7 @@ func TestReplicas(t *testing.T) {
 			return err == nil && code == http.StatusOK
 		})
 	}
-	spare.waitFor(30*time.Second, "the spare indexer to wait as a standby", func() bool {
+	spare.waitFor(90*time.Second, "the spare indexer to wait as a standby", func() bool {
 		l, err := liveOf("http://" + spareMet)
 		return err == nil && l.Mode == "standby" && !l.Leader
 	})
