@@ -94,9 +94,14 @@ func TestHints(t *testing.T) {
 	in.fl.Hint(indexer.Hint{Block: n5})
 	headIs(n5)
 
-	useful := counter(t, in.reg, "echain_indexer_hints_total", map[string]string{"result": "useful"})
-	stale := counter(t, in.reg, "echain_indexer_hints_total", map[string]string{"result": "stale"})
-	unknown := counter(t, in.reg, "echain_indexer_hints_total", map[string]string{"result": "unknown"})
+	// A hint is counted once its block has committed: wait until all seven are.
+	var useful, stale, unknown float64
+	testwait.For(t, "every hint counted", func() (bool, string) {
+		useful = counter(t, in.reg, "echain_indexer_hints_total", map[string]string{"result": "useful"})
+		stale = counter(t, in.reg, "echain_indexer_hints_total", map[string]string{"result": "stale"})
+		unknown = counter(t, in.reg, "echain_indexer_hints_total", map[string]string{"result": "unknown"})
+		return useful+stale+unknown >= 7, fmt.Sprintf("useful %v stale %v unknown %v", useful, stale, unknown)
+	})
 	t.Logf("hints: useful %v stale %v unknown %v", useful, stale, unknown)
 	// Four hints were ahead of the follower and one behind; a poll landing between sealing and
 	// committing (20 s apart, so rarely) turns a useful one into a stale one.
