@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"unsafe"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -23,9 +24,13 @@ type fastGroup struct {
 	fmts []int16
 	pos  []int
 	rows []*fastRow
-	by   map[string][]*fastRow // fkRef: id -> row; fkDerived: parent id -> rows
+	by   map[string][]*fastRow // fkDerived: parent id -> rows
+	one  map[string]*fastRow   // fkRef: id -> row
 	buf  []byte
 	vals [][]byte
+	// slab holds the rows rows points to, a chunk at a time: a full chunk is left as it is
+	// (never grown in place), so pointers into it stay valid.
+	slab []fastRow
 }
 
 type fastRow struct {
@@ -42,6 +47,7 @@ type fastStmt struct {
 	parents []string // derived loads of several parents: the ordinal in column 0
 	single  string   // derived load of one parent
 	derived bool
+	rows    int // the rows expected, when known: the buffers are sized for them
 }
 
 // rootStmt builds the statement of a root load at bound b.
@@ -79,7 +85,7 @@ func (x *fastExec) rootStmt(f *fastField, b bound) (*fastStmt, error) {
 // childStmt builds the statement loading child field f of the rows of group pg.
 func (x *fastExec) childStmt(f *fastField, pg *fastGroup) (*fastStmt, error) {
 	s := x.s
-	g := &fastGroup{e: f.ent, b: pg.b, by: map[string][]*fastRow{}}
+	g := &fastGroup{e: f.ent, b: pg.b}
 	x.groups[f] = g
 	q := s.builder(pg.b)
 	st := &fastStmt{g: g, lc: f.lc}
@@ -89,7 +95,7 @@ func (x *fastExec) childStmt(f *fastField, pg *fastGroup) (*fastStmt, error) {
 		p := pg.pos[f.col]
 		for _, r := range pg.rows {
 			if raw := r.raw[p]; raw != nil && len(raw) > 0 && !seen[string(raw)] {
-				v := string(raw)
+				v := bufString(raw)
 				seen[v] = true
 				ids = append(ids, v)
 			}
@@ -97,10 +103,13 @@ func (x *fastExec) childStmt(f *fastField, pg *fastGroup) (*fastStmt, error) {
 		if len(ids) == 0 {
 			return nil, nil
 		}
+		g.one = make(map[string]*fastRow, len(ids))
+		st.rows = len(ids)
 		st.sql = refSQL(q, f.ent, f.lc, ids)
 		st.args = q.args
 		return st, nil
 	}
+	g.by = make(map[string][]*fastRow, len(pg.rows))
 	a, err := x.listArgs(f, false)
 	if err != nil {
 		return nil, err
@@ -124,7 +133,7 @@ func (x *fastExec) childStmt(f *fastField, pg *fastGroup) (*fastStmt, error) {
 		}
 		st.sql, st.single = "SELECT "+f.lc.sel+" FROM "+rest, ids[0]
 	} else {
-		ps := q.param(ids)
+		ps := q.param(textArray(ids))
 		rest, err := s.listSQL(q, e, back+" = p.id", a)
 		if err != nil {
 			return nil, notFast("filter")
@@ -153,8 +162,13 @@ func (x *fastExec) scan(st *fastStmt, rows pgx.Rows) error {
 		g.fmts[j] = fds[j].Format
 	}
 	g.pos = rowPositions(g.e, lc, off)
+	hint := max(st.rows, 16)
 	if g.buf == nil {
 		g.buf = make([]byte, 0, 4096)
+	}
+	if g.vals == nil {
+		g.vals = make([][]byte, 0, hint*len(fds))
+		g.rows = make([]*fastRow, 0, hint)
 	}
 	cols := g.e.Columns
 	for rows.Next() {
@@ -175,8 +189,12 @@ func (x *fastExec) scan(st *fastStmt, rows pgx.Rows) error {
 			g.buf = append(g.buf, v...)
 			g.vals = append(g.vals, g.buf[a:len(g.buf):len(g.buf)])
 		}
-		r := &fastRow{raw: g.vals[start:len(g.vals):len(g.vals)]}
-		r.id = string(r.raw[off])
+		if len(g.slab) == cap(g.slab) {
+			g.slab = make([]fastRow, 0, max(hint, 2*cap(g.slab)))
+		}
+		g.slab = append(g.slab, fastRow{raw: g.vals[start:len(g.vals):len(g.vals)]})
+		r := &g.slab[len(g.slab)-1]
+		r.id = bufString(r.raw[off])
 		g.rows = append(g.rows, r)
 		switch {
 		case st.parents != nil:
@@ -187,11 +205,22 @@ func (x *fastExec) scan(st *fastStmt, rows pgx.Rows) error {
 			g.by[st.parents[p-1]] = append(g.by[st.parents[p-1]], r)
 		case st.derived:
 			g.by[st.single] = append(g.by[st.single], r)
-		case g.by != nil:
-			g.by[r.id] = append(g.by[r.id], r)
+		case g.one != nil:
+			if g.one[r.id] == nil {
+				g.one[r.id] = r
+			}
 		}
 	}
 	return rows.Err()
+}
+
+// bufString is b as a string without a copy. The bytes are a group's values: its buffer is
+// only ever appended to (a full one is replaced, not grown in place), so they never change.
+func bufString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
 }
 
 // fastExecute answers the request on the fast path; ok false means it stepped aside (the
