@@ -47,37 +47,91 @@ type fastStmt struct {
 	parents []string // derived loads of several parents: the ordinal in column 0
 	single  string   // derived load of one parent
 	derived bool
-	rows    int // the rows expected, when known: the buffers are sized for them
+	// parentIDs: a derived load whose column 0 is the parent's id (foldedStmt)
+	parentIDs bool
+	rows      int // the rows expected, when known: the buffers are sized for them
 }
 
 // rootStmt builds the statement of a root load at bound b.
 func (x *fastExec) rootStmt(f *fastField, b bound) (*fastStmt, error) {
-	s, ent := x.s, f.ent
-	q := s.builder(b)
-	g := &fastGroup{e: ent, b: b}
-	st := &fastStmt{g: g, lc: f.lc}
+	q := x.s.builder(b)
+	rest, err := x.rootFrom(q, f)
+	if err != nil {
+		return nil, err
+	}
+	g := &fastGroup{e: f.ent, b: b}
+	return &fastStmt{g: g, lc: f.lc, sql: "SELECT " + f.lc.sel + " FROM " + rest, args: q.args}, nil
+}
+
+// rootFrom is the FROM clause (with its conditions, order and paging) of root load f, its
+// parameters added to q; the rows it yields are aliased c.
+func (x *fastExec) rootFrom(q *builder, f *fastField) (string, error) {
+	ent := f.ent
 	if f.kind == fkOne {
 		v, _, err := x.arg(f, "id")
 		if err != nil {
-			return nil, err
+			return "", err
 		}
 		id, ok := v.(string)
 		if !ok {
-			return nil, notFast("id argument")
+			return "", notFast("id argument")
 		}
 		cond := col("c", ent.Columns[0]) + " = " + q.param(id) + "::text"
-		st.sql = "SELECT " + f.lc.sel + " FROM " + ent.table + " c" + where(cond, q.visible(ent, "c")) + " LIMIT 1"
-	} else {
-		a, err := x.listArgs(f, true)
+		return ent.table + " c" + where(cond, q.visible(ent, "c")) + " LIMIT 1", nil
+	}
+	a, err := x.listArgs(f, true)
+	if err != nil {
+		return "", err
+	}
+	rest, err := x.s.listSQL(q, ent, "", a)
+	if err != nil {
+		return "", notFast("filter")
+	}
+	return rest, nil
+}
+
+// foldedStmt builds the statement loading child field c of root load f in the round trip of
+// the root statement itself: the root's rows are not known yet, so the statement reads them
+// again (the same snapshot, the same rows) in a subquery. nil: there is nothing to load.
+func (x *fastExec) foldedStmt(c, f *fastField, b bound) (*fastStmt, error) {
+	s := x.s
+	g := &fastGroup{e: c.ent, b: b}
+	x.groups[c] = g
+	q := s.builder(b)
+	st := &fastStmt{g: g, lc: c.lc}
+	if c.kind == fkRef {
+		rest, err := x.rootFrom(q, f)
 		if err != nil {
 			return nil, err
 		}
-		rest, err := s.listSQL(q, ent, "", a)
-		if err != nil {
-			return nil, notFast("filter")
-		}
-		st.sql = "SELECT " + f.lc.sel + " FROM " + rest
+		// = ANY of an array reads each referenced id once, however many rows refer to it.
+		ids := "ARRAY(SELECT " + col("c", f.ent.Columns[c.col]) + " FROM " + rest + ")"
+		e := c.ent
+		g.one = make(map[string]*fastRow)
+		st.sql = "SELECT " + c.lc.sel + " FROM " + e.table + " c" + where(col("c", e.Columns[0])+" = ANY("+ids+")", q.visible(e, "c"))
+		st.args = q.args
+		return st, nil
 	}
+	a, err := x.listArgs(c, false)
+	if err != nil {
+		return nil, err
+	}
+	if a.First == 0 {
+		return nil, nil
+	}
+	rest, err := x.rootFrom(q, f)
+	if err != nil {
+		return nil, err
+	}
+	d, e := c.derived, c.ent
+	crest, err := s.listSQL(q, e, col("c", e.Columns[d.back])+" = p.id", a)
+	if err != nil {
+		return nil, notFast("filter")
+	}
+	g.by = make(map[string][]*fastRow)
+	st.derived, st.parentIDs = true, true
+	st.sql = "SELECT p.id, " + c.lc.sel + " FROM (SELECT " + col("c", f.ent.Columns[0]) + " AS id FROM " + rest + ") p CROSS JOIN LATERAL (SELECT c.* FROM " +
+		crest + ") c LIMIT " + q.param(int64(s.remaining()))
 	st.args = q.args
 	return st, nil
 }
@@ -151,7 +205,7 @@ func (x *fastExec) scan(st *fastStmt, rows pgx.Rows) error {
 	g, lc, s := st.g, st.lc, x.s
 	fds := rows.FieldDescriptions()
 	off := 0
-	if st.parents != nil {
+	if st.parents != nil || st.parentIDs {
 		off = 1
 	}
 	if len(fds) != len(lc.cols)+off {
@@ -203,6 +257,12 @@ func (x *fastExec) scan(st *fastStmt, rows pgx.Rows) error {
 				return fmt.Errorf("%s: bad parent position %q", g.e.Name, raw[0])
 			}
 			g.by[st.parents[p-1]] = append(g.by[st.parents[p-1]], r)
+		case st.parentIDs:
+			if r.raw[0] == nil {
+				return fmt.Errorf("%s: no parent id", g.e.Name)
+			}
+			p := bufString(r.raw[0])
+			g.by[p] = append(g.by[p], r)
 		case st.derived:
 			g.by[st.single] = append(g.by[st.single], r)
 		case g.one != nil:
@@ -276,18 +336,48 @@ func (x *fastExec) run(ctx context.Context) ([]byte, error) {
 	}
 	// Level 0: BEGIN, the cursor and the root statements in one round trip (the statements read
 	// at the block they name, checked once the cursor is known); COMMIT too when nothing nests.
+	// The relations of roots read by id travel in that round trip too (foldedStmt) when the
+	// block is known up front: reading the root again costs one primary key probe per
+	// relation. A list root is not read again: a page of it costs PostgreSQL more than the
+	// round trip costs the request.
+	fold := !lookup && op.maxLevel >= 1
+	for _, l := range loads {
+		fold = fold && l.f.kind == fkOne
+	}
 	var stmts []*fastStmt
+	var folded []*fastField
 	if !lookup {
 		for _, l := range loads {
-			st, err := x.rootStmt(l.f, s.tentative(l.spec))
+			b := s.tentative(l.spec)
+			st, err := x.rootStmt(l.f, b)
 			if err != nil {
 				return nil, err
 			}
 			x.groups[l.f] = st.g
 			stmts = append(stmts, st)
+			if !fold {
+				continue
+			}
+			for _, c := range l.f.children {
+				if c.kind != fkRef && c.kind != fkDerived {
+					continue
+				}
+				folded = append(folded, c)
+				cst, err := x.foldedStmt(c, l.f, b)
+				if err != nil {
+					return nil, err
+				}
+				if cst != nil {
+					stmts = append(stmts, cst)
+				}
+			}
 		}
 	}
-	if err := x.begin(ctx, stmts, !lookup && !keepOpen && op.maxLevel == 0); err != nil {
+	done := 0 // levels read
+	if fold {
+		done = 1
+	}
+	if err := x.begin(ctx, stmts, !lookup && !keepOpen && op.maxLevel == done); err != nil {
 		return nil, err
 	}
 	for _, l := range loads {
@@ -307,6 +397,11 @@ func (x *fastExec) run(ctx context.Context) ([]byte, error) {
 			stmts = append(stmts, st)
 		} else {
 			x.groups[l.f].b = b
+			for _, c := range l.f.children {
+				if g := x.groups[c]; fold && g != nil {
+					g.b = b
+				}
+			}
 		}
 	}
 	if lookup && len(stmts) > 0 {
@@ -319,7 +414,10 @@ func (x *fastExec) run(ctx context.Context) ([]byte, error) {
 	for _, l := range loads {
 		frontier = append(frontier, l.f)
 	}
-	for lvl := 1; len(frontier) > 0 && lvl <= op.maxLevel; lvl++ {
+	if fold {
+		frontier = folded
+	}
+	for lvl := done + 1; len(frontier) > 0 && lvl <= op.maxLevel; lvl++ {
 		var next []*fastField
 		stmts = stmts[:0]
 		for _, f := range frontier {
