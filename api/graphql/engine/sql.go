@@ -32,9 +32,16 @@ type builder struct {
 	collate string
 }
 
-// textArray is a text[] parameter that pgx encodes through pointers to its elements: a
-// []string would box (allocate) each string on the way.
+// textArray is a text[] parameter whose elements pgx encodes through pointers (textElem): a
+// []string, or a plain *string, would box (allocate) each string on the way.
 type textArray []string
+
+// textElem is an element of a textArray.
+type textElem string
+
+func (t *textElem) TextValue() (pgtype.Text, error) {
+	return pgtype.Text{String: string(*t), Valid: true}, nil
+}
 
 func (a textArray) Dimensions() []pgtype.ArrayDimension {
 	if a == nil {
@@ -43,9 +50,9 @@ func (a textArray) Dimensions() []pgtype.ArrayDimension {
 	return []pgtype.ArrayDimension{{Length: int32(len(a)), LowerBound: 1}}
 }
 
-func (a textArray) Index(i int) any { return &a[i] }
+func (a textArray) Index(i int) any { return (*textElem)(&a[i]) }
 
-func (a textArray) IndexType() any { return new(string) }
+func (a textArray) IndexType() any { return (*textElem)(nil) }
 
 func (q *builder) param(v any) string {
 	q.args = append(q.args, v)
