@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"unsafe"
 
 	"github.com/jackc/pgx/v5"
@@ -49,6 +50,10 @@ type fastStmt struct {
 	derived bool
 	// parentIDs: a derived load whose column 0 is the parent's id (foldedStmt)
 	parentIDs bool
+	// joins are references the statement reads along with each of its rows (joinRef): their
+	// columns follow the row's own.
+	joins []*fastJoin
+	from  string // a root statement's FROM clause
 	rows      int // the rows expected, when known: the buffers are sized for them
 }
 
@@ -60,7 +65,44 @@ func (x *fastExec) rootStmt(f *fastField, b bound) (*fastStmt, error) {
 		return nil, err
 	}
 	g := &fastGroup{e: f.ent, b: b}
-	return &fastStmt{g: g, lc: f.lc, sql: "SELECT " + f.lc.sel + " FROM " + rest, args: q.args}, nil
+	return &fastStmt{g: g, lc: f.lc, sql: "SELECT " + f.lc.sel + " FROM " + rest, from: rest, args: q.args}, nil
+}
+
+// fastJoin is a reference read in its parent's statement.
+type fastJoin struct {
+	g  *fastGroup
+	lc *loadCols
+}
+
+// joinRefs makes st (a root statement) read, with each row, the entities its references
+// among f's children point to: one index probe per row in the same statement, where a
+// statement of their own would cost a round trip. It returns the fields it joined.
+func (x *fastExec) joinRefs(st *fastStmt, f *fastField, b bound) []*fastField {
+	var joined []*fastField
+	q := x.s.builder(b)
+	q.args = st.args
+	sel := st.lc.sel
+	from := "(SELECT c.* FROM " + st.from + ") c"
+	for _, c := range f.children {
+		if c.kind != fkRef || c.lc == nil {
+			continue
+		}
+		a := "j" + strconv.Itoa(len(joined))
+		e := c.ent
+		for _, ci := range c.lc.cols {
+			sel += ", " + selectExpr(a, e.Columns[ci])
+		}
+		from += " LEFT JOIN LATERAL (SELECT " + a + ".* FROM " + e.table + " " + a +
+			where(col(a, e.Columns[0])+" = "+col("c", f.ent.Columns[c.col]), q.visible(e, a)) + " LIMIT 1) " + a + " ON true"
+		g := &fastGroup{e: e, b: b, one: make(map[string]*fastRow)}
+		x.groups[c] = g
+		st.joins = append(st.joins, &fastJoin{g: g, lc: c.lc})
+		joined = append(joined, c)
+	}
+	if len(joined) > 0 {
+		st.sql, st.args = "SELECT "+sel+" FROM "+from, q.args
+	}
+	return joined
 }
 
 // rootFrom is the FROM clause (with its conditions, order and paging) of root load f, its
@@ -90,7 +132,7 @@ func (x *fastExec) rootFrom(q *builder, f *fastField) (string, error) {
 	return rest, nil
 }
 
-// foldedStmt builds the statement loading child field c of root load f in the round trip of
+// foldedStmt builds the statement loading list field c of root load f in the round trip of
 // the root statement itself: the root's rows are not known yet, so the statement reads them
 // again (the same snapshot, the same rows) in a subquery. nil: there is nothing to load.
 func (x *fastExec) foldedStmt(c, f *fastField, b bound) (*fastStmt, error) {
@@ -99,19 +141,6 @@ func (x *fastExec) foldedStmt(c, f *fastField, b bound) (*fastStmt, error) {
 	x.groups[c] = g
 	q := s.builder(b)
 	st := &fastStmt{g: g, lc: c.lc}
-	if c.kind == fkRef {
-		rest, err := x.rootFrom(q, f)
-		if err != nil {
-			return nil, err
-		}
-		// = ANY of an array reads each referenced id once, however many rows refer to it.
-		ids := "ARRAY(SELECT " + col("c", f.ent.Columns[c.col]) + " FROM " + rest + ")"
-		e := c.ent
-		g.one = make(map[string]*fastRow)
-		st.sql = "SELECT " + c.lc.sel + " FROM " + e.table + " c" + where(col("c", e.Columns[0])+" = ANY("+ids+")", q.visible(e, "c"))
-		st.args = q.args
-		return st, nil
-	}
 	a, err := x.listArgs(c, false)
 	if err != nil {
 		return nil, err
@@ -200,56 +229,41 @@ func (x *fastExec) childStmt(f *fastField, pg *fastGroup) (*fastStmt, error) {
 	return st, nil
 }
 
-// scan reads a statement's rows into its group, copying the values out of pgx's buffer.
+// scan reads a statement's rows into its group (and the joined references' columns into
+// theirs), copying the values out of pgx's buffer.
 func (x *fastExec) scan(st *fastStmt, rows pgx.Rows) error {
-	g, lc, s := st.g, st.lc, x.s
+	g, lc := st.g, st.lc
 	fds := rows.FieldDescriptions()
 	off := 0
 	if st.parents != nil || st.parentIDs {
 		off = 1
 	}
-	if len(fds) != len(lc.cols)+off {
-		return fmt.Errorf("%s: %d result columns for %d fields", g.e.Name, len(fds), len(lc.cols))
+	width := len(lc.cols) + off
+	total := width
+	for _, j := range st.joins {
+		total += len(j.lc.cols)
 	}
-	g.fmts = make([]int16, len(fds))
+	if len(fds) != total {
+		return fmt.Errorf("%s: %d result columns for %d fields", g.e.Name, len(fds), total-off)
+	}
+	fmts := make([]int16, len(fds))
 	for j := range fds {
-		g.fmts[j] = fds[j].Format
+		fmts[j] = fds[j].Format
 	}
-	g.pos = rowPositions(g.e, lc, off)
 	hint := max(st.rows, 16)
-	if g.buf == nil {
-		g.buf = make([]byte, 0, 4096)
+	g.start(fmts[:width], rowPositions(g.e, lc, off), hint, width)
+	at := width
+	for _, j := range st.joins {
+		n := len(j.lc.cols)
+		j.g.start(fmts[at:at+n], rowPositions(j.g.e, j.lc, 0), hint, n)
+		at += n
 	}
-	if g.vals == nil {
-		g.vals = make([][]byte, 0, hint*len(fds))
-		g.rows = make([]*fastRow, 0, hint)
-	}
-	cols := g.e.Columns
 	for rows.Next() {
 		raw := rows.RawValues()
-		if s.entities.Add(1) > int64(s.e.cfg.MaxEntities) {
-			return notFast("entities")
+		r, err := x.add(g, lc, raw[:width], off)
+		if err != nil {
+			return err
 		}
-		start := len(g.vals)
-		for j, v := range raw {
-			if v == nil {
-				if j >= off && cols[lc.cols[j-off]].NonNull {
-					return notFast("null in a non-null column")
-				}
-				g.vals = append(g.vals, nil)
-				continue
-			}
-			a := len(g.buf)
-			g.buf = append(g.buf, v...)
-			g.vals = append(g.vals, g.buf[a:len(g.buf):len(g.buf)])
-		}
-		if len(g.slab) == cap(g.slab) {
-			g.slab = make([]fastRow, 0, max(hint, 2*cap(g.slab)))
-		}
-		g.slab = append(g.slab, fastRow{raw: g.vals[start:len(g.vals):len(g.vals)]})
-		r := &g.slab[len(g.slab)-1]
-		r.id = bufString(r.raw[off])
-		g.rows = append(g.rows, r)
 		switch {
 		case st.parents != nil:
 			p, err := ordinal(fds[0].Format, raw[0])
@@ -270,8 +284,63 @@ func (x *fastExec) scan(st *fastStmt, rows pgx.Rows) error {
 				g.one[r.id] = r
 			}
 		}
+		at := width
+		for _, j := range st.joins {
+			part := raw[at : at+len(j.lc.cols)]
+			at += len(j.lc.cols)
+			if part[0] == nil || j.g.one[string(part[0])] != nil {
+				continue // no such entity, or read already with an earlier row
+			}
+			jr, err := x.add(j.g, j.lc, part, 0)
+			if err != nil {
+				return err
+			}
+			j.g.one[jr.id] = jr
+		}
 	}
 	return rows.Err()
+}
+
+// start readies g for rows of the given column formats and positions.
+func (g *fastGroup) start(fmts []int16, pos []int, hint, width int) {
+	g.fmts, g.pos = fmts, pos
+	if g.buf == nil {
+		g.buf = make([]byte, 0, 4096)
+	}
+	if g.vals == nil {
+		g.vals = make([][]byte, 0, hint*width)
+		g.rows = make([]*fastRow, 0, hint)
+	}
+}
+
+// add copies one row's values (raw, its id at off) into g.
+func (x *fastExec) add(g *fastGroup, lc *loadCols, raw [][]byte, off int) (*fastRow, error) {
+	s := x.s
+	if s.entities.Add(1) > int64(s.e.cfg.MaxEntities) {
+		return nil, notFast("entities")
+	}
+	cols := g.e.Columns
+	start := len(g.vals)
+	for j, v := range raw {
+		if v == nil {
+			if j >= off && cols[lc.cols[j-off]].NonNull {
+				return nil, notFast("null in a non-null column")
+			}
+			g.vals = append(g.vals, nil)
+			continue
+		}
+		a := len(g.buf)
+		g.buf = append(g.buf, v...)
+		g.vals = append(g.vals, g.buf[a:len(g.buf):len(g.buf)])
+	}
+	if len(g.slab) == cap(g.slab) {
+		g.slab = make([]fastRow, 0, max(16, 2*cap(g.slab)))
+	}
+	g.slab = append(g.slab, fastRow{raw: g.vals[start:len(g.vals):len(g.vals)]})
+	r := &g.slab[len(g.slab)-1]
+	r.id = bufString(r.raw[off])
+	g.rows = append(g.rows, r)
+	return r, nil
 }
 
 // bufString is b as a string without a copy. The bytes are a group's values: its buffer is
@@ -336,16 +405,11 @@ func (x *fastExec) run(ctx context.Context) ([]byte, error) {
 	}
 	// Level 0: BEGIN, the cursor and the root statements in one round trip (the statements read
 	// at the block they name, checked once the cursor is known); COMMIT too when nothing nests.
-	// The relations of roots read by id travel in that round trip too (foldedStmt) when the
-	// block is known up front: reading the root again costs one primary key probe per
-	// relation. A list root is not read again: a page of it costs PostgreSQL more than the
-	// round trip costs the request.
-	fold := !lookup && op.maxLevel >= 1
-	for _, l := range loads {
-		fold = fold && l.f.kind == fkOne
-	}
+	// When the block is known up front the roots' relations travel in that round trip too:
+	// references in the root's own statement (joinRefs), and the lists of a root read by id in
+	// statements that repeat its primary key probe (foldedStmt). A list root is not read again
+	// for its lists: a page of it costs PostgreSQL more than the round trip costs the request.
 	var stmts []*fastStmt
-	var folded []*fastField
 	if !lookup {
 		for _, l := range loads {
 			b := s.tentative(l.spec)
@@ -355,14 +419,14 @@ func (x *fastExec) run(ctx context.Context) ([]byte, error) {
 			}
 			x.groups[l.f] = st.g
 			stmts = append(stmts, st)
-			if !fold {
+			x.joinRefs(st, l.f, b)
+			if l.f.kind != fkOne {
 				continue
 			}
 			for _, c := range l.f.children {
-				if c.kind != fkRef && c.kind != fkDerived {
+				if c.kind != fkDerived {
 					continue
 				}
-				folded = append(folded, c)
 				cst, err := x.foldedStmt(c, l.f, b)
 				if err != nil {
 					return nil, err
@@ -373,11 +437,13 @@ func (x *fastExec) run(ctx context.Context) ([]byte, error) {
 			}
 		}
 	}
-	done := 0 // levels read
-	if fold {
-		done = 1
+	pending := op.maxLevel >= 2 // relations left for later round trips
+	for _, l := range loads {
+		for _, c := range l.f.children {
+			pending = pending || (c.kind == fkRef || c.kind == fkDerived) && x.groups[c] == nil
+		}
 	}
-	if err := x.begin(ctx, stmts, !lookup && !keepOpen && op.maxLevel == done); err != nil {
+	if err := x.begin(ctx, stmts, !lookup && !keepOpen && !pending); err != nil {
 		return nil, err
 	}
 	for _, l := range loads {
@@ -398,7 +464,7 @@ func (x *fastExec) run(ctx context.Context) ([]byte, error) {
 		} else {
 			x.groups[l.f].b = b
 			for _, c := range l.f.children {
-				if g := x.groups[c]; fold && g != nil {
+				if g := x.groups[c]; g != nil {
 					g.b = b
 				}
 			}
@@ -409,15 +475,12 @@ func (x *fastExec) run(ctx context.Context) ([]byte, error) {
 			return nil, err
 		}
 	}
-	// Each further level: every relation of the rows read so far, one round trip.
+	// Each further level: every relation of the rows read so far not read yet, one round trip.
 	frontier := make([]*fastField, 0, len(loads))
 	for _, l := range loads {
 		frontier = append(frontier, l.f)
 	}
-	if fold {
-		frontier = folded
-	}
-	for lvl := done + 1; len(frontier) > 0 && lvl <= op.maxLevel; lvl++ {
+	for lvl := 1; len(frontier) > 0 && lvl <= op.maxLevel; lvl++ {
 		var next []*fastField
 		stmts = stmts[:0]
 		for _, f := range frontier {
@@ -427,6 +490,9 @@ func (x *fastExec) run(ctx context.Context) ([]byte, error) {
 					continue
 				}
 				next = append(next, c)
+				if x.groups[c] != nil {
+					continue // read with its parent
+				}
 				if pg == nil || len(pg.rows) == 0 {
 					x.groups[c] = &fastGroup{e: c.ent, b: bound{current: true}}
 					continue
