@@ -54,7 +54,7 @@ type fastStmt struct {
 	// columns follow the row's own.
 	joins []*fastJoin
 	from  string // a root statement's FROM clause
-	rows      int // the rows expected, when known: the buffers are sized for them
+	rows  int    // the rows expected, when known: the buffers are sized for them
 }
 
 // rootStmt builds the statement of a root load at bound b.
