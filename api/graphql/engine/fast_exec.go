@@ -68,6 +68,12 @@ func (x *fastExec) rootStmt(f *fastField, b bound) (*fastStmt, error) {
 	return &fastStmt{g: g, lc: f.lc, sql: "SELECT " + f.lc.sel + " FROM " + rest, from: rest, args: q.args}, nil
 }
 
+// rowsHint is the rows a list load of first rows for each of parents parents may return,
+// bounded: the buffers are sized for it up front.
+func rowsHint(parents int, first int32) int {
+	return min(parents*int(max(first, 0)), 1024)
+}
+
 // fastJoin is a reference read in its parent's statement.
 type fastJoin struct {
 	g  *fastGroup
@@ -159,6 +165,7 @@ func (x *fastExec) foldedStmt(c, f *fastField, b bound) (*fastStmt, error) {
 	}
 	g.by = make(map[string][]*fastRow)
 	st.derived, st.parentIDs = true, true
+	st.rows = rowsHint(1, a.First)
 	st.sql = "SELECT p.id, " + c.lc.sel + " FROM (SELECT " + col("c", f.ent.Columns[0]) + " AS id FROM " + rest + ") p CROSS JOIN LATERAL (SELECT c.* FROM " +
 		crest + ") c LIMIT " + q.param(int64(s.remaining()))
 	st.args = q.args
@@ -209,6 +216,7 @@ func (x *fastExec) childStmt(f *fastField, pg *fastGroup) (*fastStmt, error) {
 	d, e := f.derived, f.ent
 	back := col("c", e.Columns[d.back])
 	st.derived = true
+	st.rows = min(len(ids), rowsHint(1, a.First)) // a parent's list is often short
 	if len(ids) == 1 {
 		rest, err := s.listSQL(q, e, back+" = "+q.param(ids[0])+"::text", a)
 		if err != nil {
@@ -310,6 +318,7 @@ func (g *fastGroup) start(fmts []int16, pos []int, hint, width int) {
 	if g.vals == nil {
 		g.vals = make([][]byte, 0, hint*width)
 		g.rows = make([]*fastRow, 0, hint)
+		g.slab = make([]fastRow, 0, hint)
 	}
 }
 
