@@ -74,41 +74,70 @@ func rowsHint(parents int, first int32) int {
 	return min(parents*int(max(first, 0)), 1024)
 }
 
-// fastJoin is a reference read in its parent's statement.
+// fastJoin is a relation read in its parent's statement: a reference (one row per parent
+// row) or one list (parent rows repeat, once for each of their list's rows).
 type fastJoin struct {
-	g  *fastGroup
-	lc *loadCols
+	g    *fastGroup
+	lc   *loadCols
+	list bool
 }
 
-// joinRefs makes st (a root statement) read, with each row, the entities its references
-// among f's children point to: one index probe per row in the same statement, where a
-// statement of their own would cost a round trip. It returns the fields it joined.
-func (x *fastExec) joinRefs(st *fastStmt, f *fastField, b bound) []*fastField {
-	var joined []*fastField
+// joinRelations makes st (a root statement) read, with each of f's rows, the entities its
+// references among f's children point to, and for a list root one of its lists: one index
+// probe (or one index walk) per row in the same statement, where a statement of their own
+// would cost a round trip. A list's rows repeat their parent's columns; only one list is
+// joined, so that the rows of two lists do not multiply.
+func (x *fastExec) joinRelations(st *fastStmt, f *fastField, b bound) error {
 	q := x.s.builder(b)
 	q.args = st.args
 	sel := st.lc.sel
 	from := "(SELECT c.* FROM " + st.from + ") c"
+	listDone := f.kind != fkList // a root read by id has its lists folded instead (foldedStmt)
 	for _, c := range f.children {
-		if c.kind != fkRef || c.lc == nil {
+		if c.lc == nil || c.kind != fkRef && (c.kind != fkDerived || listDone) {
 			continue
 		}
-		a := "j" + strconv.Itoa(len(joined))
+		a := "j" + strconv.Itoa(len(st.joins))
 		e := c.ent
+		g := &fastGroup{e: e, b: b}
+		x.groups[c] = g
+		if c.kind == fkDerived {
+			listDone = true
+			la, err := x.listArgs(c, false)
+			if err != nil {
+				return err
+			}
+			if la.First == 0 {
+				continue // nothing to read: the group stays empty
+			}
+			crest, err := x.s.listSQL(q, e, col("c", e.Columns[c.derived.back])+" = p.id", la)
+			if err != nil {
+				return notFast("filter")
+			}
+			// p carries the parent's id into the list's own scope, where c is the list's table.
+			from += " LEFT JOIN LATERAL (SELECT " + a + ".* FROM (SELECT " + col("c", f.ent.Columns[0]) + " AS id) p CROSS JOIN LATERAL (SELECT c.* FROM " +
+				crest + ") " + a + ") " + a + " ON true"
+			g.by = make(map[string][]*fastRow)
+		} else {
+			from += " LEFT JOIN LATERAL (SELECT " + a + ".* FROM " + e.table + " " + a +
+				where(col(a, e.Columns[0])+" = "+col("c", f.ent.Columns[c.col]), q.visible(e, a)) + " LIMIT 1) " + a + " ON true"
+			g.one = make(map[string]*fastRow)
+		}
 		for _, ci := range c.lc.cols {
 			sel += ", " + selectExpr(a, e.Columns[ci])
 		}
-		from += " LEFT JOIN LATERAL (SELECT " + a + ".* FROM " + e.table + " " + a +
-			where(col(a, e.Columns[0])+" = "+col("c", f.ent.Columns[c.col]), q.visible(e, a)) + " LIMIT 1) " + a + " ON true"
-		g := &fastGroup{e: e, b: b, one: make(map[string]*fastRow)}
-		x.groups[c] = g
-		st.joins = append(st.joins, &fastJoin{g: g, lc: c.lc})
-		joined = append(joined, c)
+		st.joins = append(st.joins, &fastJoin{g: g, lc: c.lc, list: c.kind == fkDerived})
 	}
-	if len(joined) > 0 {
-		st.sql, st.args = "SELECT "+sel+" FROM "+from, q.args
+	if len(st.joins) > 0 {
+		st.sql = "SELECT " + sel + " FROM " + from
+		if f.kind == fkList {
+			// Each row brings at least one entity not read before, so this bounds the rows
+			// where the entity bound would stop reading anyway.
+			st.sql += " LIMIT " + q.param(int64(x.s.remaining()))
+		}
+		st.args = q.args
 	}
-	return joined
+	return nil
 }
 
 // rootFrom is the FROM clause (with its conditions, order and paging) of root load f, its
@@ -266,8 +295,15 @@ func (x *fastExec) scan(st *fastStmt, rows pgx.Rows) error {
 		j.g.start(fmts[at:at+n], rowPositions(j.g.e, j.lc, 0), hint, n)
 		at += n
 	}
+	var last *fastRow // with a list joined, a parent's rows come one after another
 	for rows.Next() {
 		raw := rows.RawValues()
+		if last != nil && raw[off] != nil && last.id == string(raw[off]) {
+			if err := x.addJoined(st, raw, width, last); err != nil {
+				return err
+			}
+			continue
+		}
 		r, err := x.add(g, lc, raw[:width], off)
 		if err != nil {
 			return err
@@ -292,21 +328,33 @@ func (x *fastExec) scan(st *fastStmt, rows pgx.Rows) error {
 				g.one[r.id] = r
 			}
 		}
-		at := width
-		for _, j := range st.joins {
-			part := raw[at : at+len(j.lc.cols)]
-			at += len(j.lc.cols)
-			if part[0] == nil || j.g.one[string(part[0])] != nil {
-				continue // no such entity, or read already with an earlier row
-			}
-			jr, err := x.add(j.g, j.lc, part, 0)
-			if err != nil {
-				return err
-			}
+		if err := x.addJoined(st, raw, width, r); err != nil {
+			return err
+		}
+		last = r
+	}
+	return rows.Err()
+}
+
+// addJoined reads the joined relations' columns of one row (from column at) of parent row r.
+func (x *fastExec) addJoined(st *fastStmt, raw [][]byte, at int, r *fastRow) error {
+	for _, j := range st.joins {
+		part := raw[at : at+len(j.lc.cols)]
+		at += len(j.lc.cols)
+		if part[0] == nil || !j.list && j.g.one[string(part[0])] != nil {
+			continue // no such entity or list row, or read already with an earlier row
+		}
+		jr, err := x.add(j.g, j.lc, part, 0)
+		if err != nil {
+			return err
+		}
+		if j.list {
+			j.g.by[r.id] = append(j.g.by[r.id], jr)
+		} else {
 			j.g.one[jr.id] = jr
 		}
 	}
-	return rows.Err()
+	return nil
 }
 
 // start readies g for rows of the given column formats and positions.
@@ -428,7 +476,9 @@ func (x *fastExec) run(ctx context.Context) ([]byte, error) {
 			}
 			x.groups[l.f] = st.g
 			stmts = append(stmts, st)
-			x.joinRefs(st, l.f, b)
+			if err := x.joinRelations(st, l.f, b); err != nil {
+				return nil, err
+			}
 			if l.f.kind != fkOne {
 				continue
 			}
