@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http/httptest"
 	"os"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -197,6 +198,9 @@ func explainGeneric(ctx context.Context, pool *pgxpool.Pool, n int, st loggedSta
 // sqlLiteral renders a statement argument the engine sends as an SQL constant; EXECUTE casts it
 // to the prepared parameter's type.
 func sqlLiteral(a any) (string, error) {
+	if rv := reflect.ValueOf(a); rv.Kind() == reflect.Slice && rv.Type().Elem().Kind() == reflect.String {
+		a = rv.Convert(reflect.TypeFor[[]string]()).Interface() // the engine's own text[] type
+	}
 	switch v := a.(type) {
 	case string:
 		return ddl.Literal(v), nil

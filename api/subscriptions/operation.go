@@ -104,6 +104,7 @@ func (as *apiSchema) parseOperation(ctx context.Context, query, opName string, v
 		return nil, queryErrors(qerrs)
 	}
 	doc := prep.Doc
+	vars = prep.Variables // as the document takes them (graph-node's coercions, where it differs)
 	op, err := pickOperation(doc, opName)
 	if err != nil {
 		return nil, []*requestError{err}

@@ -58,6 +58,10 @@ func TestReadTypes(t *testing.T) {
 		{query: `subscription { event(id: "1") { ...F } } fragment F on Event { tickets(first: 5) { transfers { id } } }`,
 			types: []string{"Event", "Ticket", "Transfer"}, ids: map[string][]string{"Event": {"1"}}},
 		{query: `subscription { _meta { block { number } } }`, types: []string{}, meta: true},
+		// Typed as graph-node takes them (an Int for an ID, a String for an enum): the id the
+		// operation reads is the one graph-node coerces the value to.
+		{query: `subscription($id: Int!, $o: String) { event(id: $id) { tickets(orderBy: $o) { id } } }`, vars: map[string]any{"id": 7, "o": "tokenId"},
+			types: []string{"Event", "Ticket"}, ids: map[string][]string{"Event": {"7"}}},
 	}
 	for _, tc := range cases {
 		o, errs := as.parseOperation(context.Background(), tc.query, "", tc.vars, lim)

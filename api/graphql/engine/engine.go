@@ -287,9 +287,14 @@ func (e *Engine) execute(ctx context.Context, req Request, eo ExecOptions, overH
 	if r := e.interrupted(ctx); r != nil {
 		return e.refuse(r)
 	}
-	if errs := e.checkVariables(p.doc, req.OperationName, req.Variables); len(errs) > 0 {
+	if errs := e.checkVariables(p.declared(), req.OperationName, req.Variables); len(errs) > 0 {
 		return &Result{Errors: errs}
 	}
+	vars, errs := e.bindVariables(p.relax, req.OperationName, req.Variables)
+	if len(errs) > 0 {
+		return &Result{Errors: errs}
+	}
+	req.Variables = vars
 	// Priced even when the front end found it invalid: graphql-go answers such a document with
 	// its own rules, and they let through some the front end refuses (an introspection query
 	// nested through types and fields, which it would execute in full).
@@ -353,6 +358,9 @@ func (e *Engine) run(ctx context.Context, p *plan, req Request, eo ExecOptions) 
 	res := &Result{Data: resp.Data, Errors: resp.Errors, Statements: s.statements, RoundTrips: s.roundTrips}
 	for _, qe := range res.Errors {
 		annotate(qe)
+	}
+	if p.relax != nil {
+		p.relax.locate(res.Errors)
 	}
 	return res
 }

@@ -93,12 +93,12 @@ func (x *fastExec) writeEntity(buf []byte, f *fastField, g *fastGroup, r *fastRo
 			}
 		case fkRef:
 			raw, _ := row.at(c.col)
-			var target []*fastRow
+			var target *fastRow
 			cg := x.groups[c]
 			if raw != nil && cg != nil {
-				target = cg.by[string(raw)]
+				target = cg.one[string(raw)]
 			}
-			if len(target) == 0 {
+			if target == nil {
 				if c.f.NonNull {
 					return nil, notFast("missing non-null reference")
 				}
@@ -106,7 +106,7 @@ func (x *fastExec) writeEntity(buf []byte, f *fastField, g *fastGroup, r *fastRo
 				continue
 			}
 			var err error
-			if buf, err = x.writeEntity(buf, c, cg, target[0]); err != nil {
+			if buf, err = x.writeEntity(buf, c, cg, target); err != nil {
 				return nil, err
 			}
 		case fkDerived:

@@ -266,6 +266,9 @@ type Prepared struct {
 	// Doc is the document, parsed once per text and validated: requests of the same text
 	// share it, so it is read only.
 	Doc *ast.QueryDocument
+	// Variables are the request's variables as Doc takes them: graph-node's coercions applied
+	// where the front end re-declared a variable (relax.go); else the request's own.
+	Variables map[string]any
 }
 
 // Prepare runs the front end for a document executed later (a subscription, at subscribe
@@ -283,99 +286,24 @@ func (e *Engine) Prepare(ctx context.Context, req Request) (*Prepared, []*gqlerr
 		return nil, e.refuse(p.refused).Errors
 	}
 	invalid := p.validate(e)
-	if errs := e.checkVariables(p.doc, req.OperationName, req.Variables); len(errs) > 0 {
+	if errs := e.checkVariables(p.declared(), req.OperationName, req.Variables); len(errs) > 0 {
 		return nil, errs
 	}
 	if len(invalid) > 0 {
 		return nil, gqlparserErrors(invalid)
 	}
+	vars, errs := e.bindVariables(p.relax, req.OperationName, req.Variables)
+	if len(errs) > 0 {
+		return nil, errs
+	}
 	if r := e.interrupted(ctx); r != nil {
 		return nil, e.refuse(r).Errors
 	}
-	if r := e.checkCost(p.doc, req.OperationName, req.Variables); r != nil {
+	if r := e.checkCost(p.doc, req.OperationName, vars); r != nil {
 		return nil, e.refuse(r).Errors
 	}
-	return &Prepared{Schema: e.front.schema, Doc: p.doc}, nil
+	return &Prepared{Schema: e.front.schema, Doc: p.doc, Variables: vars}, nil
 }
 
 // APISchema is the API schema as the front end validates against it (read only).
 func (e *Engine) APISchema() *ast.Schema { return e.front.schema }
-
-// Variables typed the way graph-node lets them through. graph-node does not run the
-// specification's validations by default (ENABLE_GRAPHQL_VALIDATIONS is off), so frontends
-// written against it declare `$lastID: String` for an `ID` position, or `$owner: String!` for
-// a `Bytes` one, and work: the value is a string either way. The front end re-declares such a
-// variable with the type of the position where it is used, in the text itself (same length,
-// so error locations stay right), and validates again; anything else keeps the specification's
-// refusal.
-
-// stringLike are the scalars whose values are strings on the wire, as graph-node coerces them.
-var stringLike = map[string]bool{"ID": true, "Bytes": true, "BigInt": true}
-
-// relaxVariables returns text with each variable declared `String` (or `String!`) and used only
-// where one stringLike scalar is expected re-declared with that scalar (non-null when the
-// position is); "" when there is none.
-// The document must have been validated (values know their expected types).
-func relaxVariables(text string, doc *ast.QueryDocument) string {
-	want := map[*ast.VariableDefinition]string{} // the scalar it becomes; "" once it cannot
-	var value func(v *ast.Value)
-	value = func(v *ast.Value) {
-		if v == nil {
-			return
-		}
-		if v.Kind == ast.Variable && v.VariableDefinition != nil && v.ExpectedType != nil {
-			d, exp := v.VariableDefinition, v.ExpectedType
-			typ := exp.NamedType
-			if exp.NonNull && !d.Type.NonNull && d.DefaultValue == nil {
-				typ += "!" // graph-node checks the value, not the declaration
-			}
-			cur, seen := want[d]
-			switch {
-			case d.Type.Elem != nil || d.Type.NamedType != "String" || exp.Elem != nil || !stringLike[exp.NamedType] || len(typ) > len("String"):
-				want[d] = ""
-			case !seen:
-				want[d] = typ
-			case cur != typ:
-				want[d] = ""
-			}
-		}
-		for _, c := range v.Children {
-			value(c.Value)
-		}
-	}
-	var set func(ss ast.SelectionSet)
-	set = func(ss ast.SelectionSet) {
-		for _, sel := range ss {
-			switch x := sel.(type) {
-			case *ast.Field:
-				for _, a := range x.Arguments {
-					value(a.Value)
-				}
-				set(x.SelectionSet)
-			case *ast.InlineFragment:
-				set(x.SelectionSet)
-			}
-		}
-	}
-	for _, op := range doc.Operations {
-		set(op.SelectionSet)
-	}
-	for _, fd := range doc.Fragments {
-		set(fd.SelectionSet)
-	}
-	var out []byte
-	for d, typ := range want {
-		if typ == "" || d.Type.Position == nil {
-			continue
-		}
-		at := d.Type.Position.Start
-		if at < 0 || at+len("String") > len(text) || text[at:at+len("String")] != "String" {
-			continue
-		}
-		if out == nil {
-			out = []byte(text)
-		}
-		copy(out[at:at+len("String")], fmt.Sprintf("%-6s", typ))
-	}
-	return string(out)
-}

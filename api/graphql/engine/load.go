@@ -97,7 +97,7 @@ func refSQL(q *builder, e *entity, lc *loadCols, ids []string) string {
 		cond := col("c", e.Columns[0]) + " = " + q.param(ids[0]) + "::text"
 		return "SELECT " + lc.sel + " FROM " + e.table + " c" + where(cond, q.visible(e, "c"))
 	}
-	ps := q.param(ids)
+	ps := q.param(textArray(ids))
 	return "SELECT " + lc.sel + " FROM unnest(" + ps + "::text[]) AS p(id) CROSS JOIN LATERAL (SELECT c.* FROM " + e.table + " c" +
 		where(col("c", e.Columns[0])+" = p.id", q.visible(e, "c")) + " LIMIT 1) c"
 }
@@ -163,7 +163,7 @@ func (s *session) loadDerived(ctx context.Context, d *derivedInfo, b bound, pare
 		by[parents[0]] = g.nodes
 		return by, err
 	}
-	ps := q.param(parents)
+	ps := q.param(textArray(parents))
 	rest, err := s.listSQL(q, e, back+" = p.id", a)
 	if err != nil {
 		return nil, err

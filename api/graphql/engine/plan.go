@@ -18,8 +18,9 @@ type plan struct {
 	// length, so error locations stay right); "" when it has none.
 	asQuery string
 	// relaxed is the query text with variables re-declared the way graph-node accepts them
-	// (front.go); "" when the text needs none.
+	// (relax.go), and relax how; "" and nil when the text needs none.
 	relaxed string
+	relax   *relaxation
 	text    string
 	subs    map[string]bool // operation name ("" for an anonymous one) -> it is a subscription
 	ops     int             // operations in the document
@@ -199,10 +200,11 @@ func (p *plan) validate(e *Engine) gqlerror.List {
 		if len(p.invalid) == 0 {
 			return
 		}
-		relaxed := relaxVariables(p.text, p.doc)
-		if relaxed == "" {
+		r := e.relax(p.text, p.doc)
+		if r == nil {
 			return
 		}
+		relaxed := r.apply(p.text)
 		doc, _, perr := e.front.parse(relaxed)
 		if perr != nil || doc == nil {
 			return
@@ -211,19 +213,20 @@ func (p *plan) validate(e *Engine) gqlerror.List {
 		if len(e.front.validate(doc)) > 0 {
 			return // still invalid: the original errors stand
 		}
-		p.doc, p.invalid, p.relaxed = doc, nil, relaxed
+		p.doc, p.invalid, p.relaxed, p.relax = doc, nil, relaxed, r
 		if p.asQuery != "" {
-			// the same bytes re-declared in the subscription-as-query text
-			b := []byte(p.asQuery)
-			for i := range b {
-				if relaxed[i] != p.text[i] {
-					b[i] = relaxed[i]
-				}
-			}
-			p.asQuery = string(b)
+			p.asQuery = r.apply(p.asQuery) // the same length as the text: the edits apply
 		}
 	})
 	return p.invalid
+}
+
+// declared is the document as sent, with the variables' declared types.
+func (p *plan) declared() *ast.QueryDocument {
+	if p.relax != nil {
+		return p.relax.orig
+	}
+	return p.doc
 }
 
 func (ps *plans) get(f *front, query string) *plan {

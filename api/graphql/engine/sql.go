@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/jackc/pgx/v5/pgtype"
+
 	"github.com/echain/echain-indexer/schema"
 	"github.com/echain/echain-indexer/store/ddl"
 )
@@ -29,6 +31,28 @@ type builder struct {
 	// already sort byte-wise (C collation), else ` COLLATE "C"`.
 	collate string
 }
+
+// textArray is a text[] parameter whose elements pgx encodes through pointers (textElem): a
+// []string, or a plain *string, would box (allocate) each string on the way.
+type textArray []string
+
+// textElem is an element of a textArray.
+type textElem string
+
+func (t *textElem) TextValue() (pgtype.Text, error) {
+	return pgtype.Text{String: string(*t), Valid: true}, nil
+}
+
+func (a textArray) Dimensions() []pgtype.ArrayDimension {
+	if a == nil {
+		return nil
+	}
+	return []pgtype.ArrayDimension{{Length: int32(len(a)), LowerBound: 1}}
+}
+
+func (a textArray) Index(i int) any { return (*textElem)(&a[i]) }
+
+func (a textArray) IndexType() any { return (*textElem)(nil) }
 
 func (q *builder) param(v any) string {
 	q.args = append(q.args, v)

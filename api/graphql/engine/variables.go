@@ -20,7 +20,7 @@ import (
 // Its coercions are narrower than the specification's in one place (a single value is not a
 // list) and wider in others (an Int is an ID or a BigInt); the position check against the
 // argument's type is the front end's validation, relaxed where graph-node accepts more
-// (relaxVariables).
+// (relax.go).
 
 // checkVariables returns graph-node's errors for the operation's variable values; nil when they
 // are fine or the operation cannot be chosen (execution says why).
@@ -72,48 +72,8 @@ const maxValueDepth = 64
 
 // coercible is graph-node's coerce_value for a JSON variable value and a declared type.
 func (e *Engine) coercible(v any, t *ast.Type, depth int) bool {
-	if depth > maxValueDepth {
-		return false
-	}
-	if v == nil {
-		return !t.NonNull
-	}
-	if t.Elem != nil {
-		l, ok := v.([]any)
-		if !ok {
-			return false
-		}
-		for _, x := range l {
-			if !e.coercible(x, t.Elem, depth+1) {
-				return false
-			}
-		}
-		return true
-	}
-	def := e.front.schema.Types[t.NamedType]
-	if def == nil {
-		return false
-	}
-	switch def.Kind {
-	case ast.Enum:
-		s, ok := v.(string)
-		return ok && def.EnumValues.ForName(s) != nil
-	case ast.InputObject:
-		m, ok := v.(map[string]any)
-		if !ok {
-			return false
-		}
-		for k, x := range m {
-			f := def.Fields.ForName(k)
-			if f == nil || !e.coercible(x, f.Type, depth+1) {
-				return false
-			}
-		}
-		return true
-	case ast.Scalar:
-		return scalarTakes(def.Name, v)
-	}
-	return false
+	_, _, ok := e.coerceValue(v, t, depth)
+	return ok
 }
 
 // scalarTakes is graph-node's scalar coercion of a variable value (JSON numbers are float64).
@@ -169,6 +129,8 @@ func debugValue(v any) string {
 		return "Null"
 	case string:
 		return "String(" + strconv.Quote(x) + ")"
+	case gnEnum:
+		return "Enum(" + strconv.Quote(string(x)) + ")"
 	case bool:
 		return fmt.Sprintf("Boolean(%t)", x)
 	case float64:
