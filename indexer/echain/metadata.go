@@ -10,9 +10,11 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -72,8 +74,11 @@ const (
 	// up to retryMax, for as long as the process runs (and after a restart: see metadata_fill.go).
 	retryMin = 5 * time.Second
 	retryMax = 10 * time.Minute
-	// A host that timed out or refused is asked by one request at a time, hostBackoffMin after
-	// its last failure, doubling up to hostBackoffMax, until it answers again.
+	// A host that could not be reached (a connection error or timeout) or said it is failing
+	// (429, 5xx) is asked by one request at a time, hostBackoffMin after its last failure,
+	// doubling up to hostBackoffMax, until it answers again. A document that times out on a
+	// host that took the request does not count: on IPFS that is one CID no node serves, and
+	// it is retried on its own back-off (retryMin..retryMax) while the others go on.
 	hostBackoffMin = time.Second
 	hostBackoffMax = time.Minute
 	cacheOpTimeout = 2 * time.Second // one metadata-cache query: never slower than the network
@@ -336,12 +341,13 @@ func (f *metadataFetcher) attempt(uri string) (md *Metadata, result string, fina
 	doc, result, err := f.get(target)
 	<-f.sem
 	f.m.metadataSeconds.Observe(f.now().Sub(start).Seconds())
-	// A host that answered for this document (even 404 or 500) is up; one that timed out, refused
-	// the connection or said it is overloaded is backed off.
+	// A host that answered for this document (even 404), or took the request and then was slow
+	// with this one document, is up; one that could not be reached or answered 429 or 5xx is
+	// backed off.
 	if result == "stopped" {
 		f.exitHost(host, true, probe) // says nothing of the host; lets waiting loops see the end
 	} else {
-		f.exitHost(host, result != "timeout" && result != "error" && result != "busy", probe)
+		f.exitHost(host, result != "error" && result != "busy", probe)
 	}
 	if err != nil {
 		f.log.Debug("metadata document unavailable", "uri", uri, "url", target, "err", err)
@@ -362,21 +368,26 @@ func (f *metadataFetcher) attempt(uri string) (md *Metadata, result string, fina
 	return md, "ok", false
 }
 
-// get fetches one URL within the timeout.
+// get fetches one URL within the timeout. A timeout is "timeout" (this document) once the
+// request was written on a connection, and "error" (the host) while still connecting.
 func (f *metadataFetcher) get(target string) (doc []byte, result string, err error) {
 	ctx, cancel := context.WithTimeout(f.ctx, f.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	var sent atomic.Bool
+	tctx := httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteRequest: func(i httptrace.WroteRequestInfo) { sent.Store(i.Err == nil) },
+	})
+	req, err := http.NewRequestWithContext(tctx, http.MethodGet, target, nil)
 	if err != nil {
 		return nil, "invalid", fmt.Errorf("metadata request %s: %w", target, err)
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := f.client.Do(req)
 	if err != nil {
-		if f.ctx.Err() != nil {
+		switch {
+		case f.ctx.Err() != nil:
 			return nil, "stopped", fmt.Errorf("fetch %s: %w", target, err)
-		}
-		if ctx.Err() != nil {
+		case ctx.Err() != nil && sent.Load():
 			return nil, "timeout", fmt.Errorf("fetch %s: %w", target, err)
 		}
 		return nil, "error", fmt.Errorf("fetch %s: %w", target, err)
@@ -385,8 +396,7 @@ func (f *metadataFetcher) get(target string) (doc []byte, result string, err err
 	switch {
 	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone:
 		return nil, "not_found", fmt.Errorf("fetch %s: %s", target, resp.Status)
-	case resp.StatusCode == http.StatusTooManyRequests, resp.StatusCode == http.StatusBadGateway,
-		resp.StatusCode == http.StatusServiceUnavailable, resp.StatusCode == http.StatusGatewayTimeout:
+	case resp.StatusCode == http.StatusTooManyRequests, resp.StatusCode >= 500:
 		return nil, "busy", fmt.Errorf("fetch %s: %s", target, resp.Status)
 	case resp.StatusCode != http.StatusOK:
 		return nil, "status", fmt.Errorf("fetch %s: %s", target, resp.Status)

@@ -3,6 +3,7 @@ package echain
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/echain/echain-indexer/internal/testwait"
 )
 
 func TestParseMetadata(t *testing.T) {
@@ -278,4 +281,82 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// TestMetadataTimeoutBacksOffOnlyTheDocument: one document that hangs (an IPFS CID no node
+// serves) times out and is retried on its own back-off, while the gateway's other documents are
+// all fetched: the timeout of a request the host took does not back the host off. A host that
+// cannot be reached still is.
+func TestMetadataTimeoutBacksOffOnlyTheDocument(t *testing.T) {
+	stop := make(chan struct{})
+	srv := newMetaServer(t, map[string]http.HandlerFunc{
+		"/ipfs/QmHang": func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-stop:
+			case <-r.Context().Done():
+			}
+		},
+		"/ipfs/": func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, `{"description":%q}`, r.URL.Path)
+		},
+	})
+	defer close(stop)
+	f, m := newTestFetcher(t, srv.URL, 200*time.Millisecond)
+	// A host back-off would outlast the test: any document held by one would stay pending.
+	f.retryMin, f.hostMin, f.hostMax = 20*time.Millisecond, time.Hour, time.Hour
+
+	f.lookup("ipfs://QmHang")
+	waitState(t, f, []string{"ipfs://QmHang"}, map[string]bool{"ipfs://QmHang": true})
+	if n := counterValue(t, m.metadata.WithLabelValues("timeout")); n < 1 {
+		t.Fatalf("the hanging document's first attempt ended without a timeout (%v)", n)
+	}
+	f.mu.Lock()
+	backedOff := len(f.hosts)
+	f.mu.Unlock()
+	if backedOff != 0 {
+		t.Errorf("a document's timeout backed off %d hosts", backedOff)
+	}
+
+	var uris []string
+	for i := range 30 {
+		uris = append(uris, fmt.Sprintf("ipfs://QmFast%d", i))
+	}
+	for _, u := range uris {
+		f.lookup(u)
+	}
+	got := waitState(t, f, uris, nil)
+	for _, u := range uris {
+		if md, _ := f.lookup(u); got[u] != docHave || md == nil || md.Description != "/ipfs/"+strings.TrimPrefix(u, "ipfs://") {
+			t.Errorf("%s: %v %+v", u, got[u], md)
+		}
+	}
+	if n := counterValue(t, m.metadata.WithLabelValues("ok")); n != 30 {
+		t.Errorf("%v documents fetched, want 30", n)
+	}
+	// The hanging document is still chased on its own back-off.
+	testwait.For(t, "the hanging document to be asked again", func() (bool, string) {
+		n := srv.hits["/ipfs/QmHang"].Load()
+		return n >= 3, fmt.Sprintf("asked %d times", n)
+	})
+	if _, st := f.lookup("ipfs://QmHang"); st != docPending {
+		t.Errorf("the hanging document is %v, want pending (retried)", st)
+	}
+
+	// A gateway that refuses connections is backed off as a host.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + ln.Addr().String()
+	ln.Close()
+	g, gm := newTestFetcher(t, closed, time.Second)
+	g.retryMin, g.hostMin, g.hostMax = time.Hour, time.Hour, time.Hour
+	g.lookup("ipfs://QmAny")
+	waitState(t, g, []string{"ipfs://QmAny"}, map[string]bool{"ipfs://QmAny": true})
+	g.mu.Lock()
+	backedOff = len(g.hosts)
+	g.mu.Unlock()
+	if n := counterValue(t, gm.metadata.WithLabelValues("error")); n != 1 || backedOff != 1 {
+		t.Errorf("a refused connection: %v errors, %d hosts backed off; want 1 and 1", n, backedOff)
+	}
 }

@@ -28,7 +28,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		detailsCalldata: f.Counter("mapping_event_details_calldata_total", "New events whose startTime, endTime and metadataURI were decoded from a direct createEvent call (no contract call)."),
 		detailsCalls:    f.Counter("mapping_event_details_calls_total", "getEventDetails calls made at an event's creation block (events not created by a direct createEvent call)."),
 		detailsFallback: f.CounterVec("mapping_event_details_fallbacks_total", "Events whose creation-block state was unavailable, by the fallback used (latest: getEventDetails at the latest block; none: left zero).", "fallback"),
-		metadata:        f.CounterVec("mapping_metadata_documents_total", "Event metadata document lookups, by result (ok, cache, not_found, invalid, unsupported: final; timeout, error, busy, status, stopped: retried).", "result"),
+		metadata:        f.CounterVec("mapping_metadata_documents_total", "Event metadata document lookups, by result (ok, cache, not_found, invalid, unsupported: final; timeout (the document, after the host took the request), error (connecting or reading), busy (429, 5xx), status, stopped: retried).", "result"),
 		metadataSeconds: f.Histogram("mapping_metadata_fetch_seconds", "Time to fetch one event metadata document over the network.", []float64{.01, .05, .1, .25, .5, 1, 2, 5, 10}),
 		metadataFills:   f.Counter("mapping_metadata_fills_total", "Event versions written at the head block because a metadata document arrived after the Event was committed."),
 		prepareSeconds:  f.HistogramVec("mapping_prepare_seconds", "Time of the Echain mappings' Prepare stages (details: contract calls).", prometheus.ExponentialBuckets(0.001, 4, 9), "stage"),
