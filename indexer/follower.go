@@ -5,8 +5,9 @@
 //     several fetched at once, committed strictly in order, one store transaction per range.
 //     Ranges stop at the finalized block, so they need no parent checks.
 //   - The head: block by block (batched when catching up), each header's parent checked against
-//     the kept window, logs fetched by block hash so they match the header. A fork walks back by
-//     hash to the common ancestor, reverts the store to it, then follows the node's chain.
+//     the kept window; a block whose header bloom rules out handled logs costs no request, the
+//     others are fetched by block hash so they match the header. A fork walks back by hash to
+//     the common ancestor, reverts the store to it, then follows the node's chain.
 //   - Only Commit and RevertTo change the store, each one transaction carrying the cursor, so a
 //     process killed at any instant restarts from a consistent cursor.
 //   - Only the holder of a PostgreSQL advisory lock indexes; standbys wait on the lock.

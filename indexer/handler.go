@@ -16,7 +16,8 @@ type Block struct {
 	Logs []types.Log         // the handled logs of the block in logIndex order; none removed
 	Txs  map[common.Hash]*Tx // every transaction that emitted one of Logs
 	// Known are the block's transactions the follower held before Prepare, calldata included
-	// (a backfill range read from block receipts); nil otherwise. Prepare may read it.
+	// (blocks read from block receipts: a backfill range, or head blocks); nil otherwise.
+	// Prepare may read it.
 	Known map[common.Hash]*Tx
 	// Sources are the template instances (data sources learned by Discover) that emitted Logs,
 	// by address: how a clone's log finds its event.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"sort"
 
 	"github.com/ethereum/go-ethereum"
@@ -98,6 +99,33 @@ func (f *logFilter) wantTemplate(lg *types.Log, d store.DataSource) bool {
 		return false
 	}
 	return f.templateSet[d.Template][lg.Topics[0]]
+}
+
+// mayHold reports whether a block with this header bloom can hold a handled log of the fixed
+// contracts or of the sources: a block's bloom holds every address and topic of its logs, so a
+// bloom without any of ours proves the block has none of our logs (a false positive costs one
+// fetch). The bloom is part of the header the block hash covers.
+func (f *logFilter) mayHold(bloom types.Bloom, sources []common.Address) bool {
+	if !slices.ContainsFunc(f.allTopics, func(t common.Hash) bool { return types.BloomLookup(bloom, t) }) {
+		return false
+	}
+	in := func(a common.Address) bool { return types.BloomLookup(bloom, a) }
+	return slices.ContainsFunc(f.fixedAddrs, in) || slices.ContainsFunc(sources, in)
+}
+
+// skippedFor reports whether a block of headers that was passed over (may false) may hold logs
+// of the sources just created.
+func (fl *Follower) skippedFor(headers []*types.Header, may []bool, created []store.DataSource) bool {
+	addrs := make([]common.Address, len(created))
+	for i, d := range created {
+		addrs[i] = d.Address
+	}
+	for i, h := range headers {
+		if !may[i] && fl.filter.mayHold(h.Bloom, addrs) {
+			return true
+		}
+	}
+	return false
 }
 
 func topicFilter(topics []common.Hash) [][]common.Hash {

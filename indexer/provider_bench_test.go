@@ -1,9 +1,11 @@
 package indexer_test
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -92,4 +94,88 @@ func resetPeakRSS(b *testing.B) float64 {
 		b.Fatalf("reset peak RSS: %v", err)
 	}
 	return float64(procStatusKB(os.Getpid(), "VmRSS:")) / 1024
+}
+
+// BenchmarkRealtimeProvider measures block sealed → its rows committed (the commit's
+// notification received) through the proxy playing the production provider
+// (rpcproxy.ProductionLike: 50±10 ms per HTTP round trip, 25 requests/s), on a chain sealing a
+// block of Echain traffic every ECHAIN_BENCH_RT_INTERVAL (default 1s; Base seals every 2s) for
+// ECHAIN_BENCH_RT_BLOCKS blocks (default 100). The aim is p99 under the provider's latency plus
+// 100 ms. Heads arrive over the node's WebSocket without added latency (a provider's
+// notification travels one way: about half a round trip more in production). It also reports
+// the HTTP round trips and batch elements per block, where the time goes.
+func BenchmarkRealtimeProvider(b *testing.B) {
+	blocks := 100
+	if v, err := strconv.Atoi(os.Getenv("ECHAIN_BENCH_RT_BLOCKS")); err == nil && v > 0 {
+		blocks = v
+	}
+	interval := time.Second
+	if v := os.Getenv("ECHAIN_BENCH_RT_INTERVAL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			b.Fatalf("ECHAIN_BENCH_RT_INTERVAL: %v", err)
+		}
+		interval = d
+	}
+	c := startChain(b, devchain.Config{})
+	tr := devchain.NewTraffic(c, devchain.TrafficConfig{TxsPerBlock: 8}, quietLog())
+	steps(b, tr, 30)
+	prof := rpcproxy.ProductionLike()
+	proxy, err := rpcproxy.New(c.HTTPURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer proxy.Close()
+	proxy.SetProvider(prof)
+	s := chainSetup(c, storetest.NewDB(b))
+	s.Endpoints = []source.Endpoint{{Name: "provider", HTTPURL: proxy.URL(), WSURL: c.WSURL}}
+	in := startIndexer(b, s)
+	waitSynced(b, in, c)
+	ct := listenCommits(b, s.DB)
+
+	var lat []time.Duration
+	var use rpcproxy.Usage
+	var load float64
+	for b.Loop() {
+		lat = lat[:0]
+		proxy.SetProvider(prof) // counts from here
+		next := time.Now()
+		for range blocks {
+			if d := time.Until(next); d > 0 {
+				time.Sleep(d)
+			}
+			next = time.Now().Add(interval)
+			res, err := tr.Step(context.Background())
+			if err != nil {
+				b.Fatal(err)
+			}
+			sealed := time.Now()
+			at := ct.wait(b, int64(res.Head), time.Minute)
+			lat = append(lat, at.Sub(sealed))
+		}
+		use = proxy.Usage()
+		load = loadAverage(b)
+	}
+	per := func(v int64) float64 { return float64(v) / float64(blocks) }
+	b.ReportMetric(float64(percentile(lat, 50).Microseconds())/1000, "ms-p50")
+	b.ReportMetric(float64(percentile(lat, 99).Microseconds())/1000, "ms-p99")
+	b.ReportMetric(float64(prof.Latency.Milliseconds()+100), "ms-aim-p99")
+	b.ReportMetric(per(use.Requests), "requests/block")
+	b.ReportMetric(per(use.Elements), "elements/block")
+	b.ReportMetric(load, "load1")
+	b.Logf("%d blocks, one every %s; provider saw %d requests (%d elements, %d answered 429), methods %v",
+		blocks, interval, use.Requests, use.Elements, use.RateLimited, use.Methods)
+}
+
+// loadAverage is the 1-minute load average, reported next to timings on a shared machine.
+func loadAverage(b testing.TB) float64 {
+	raw, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		b.Fatalf("load average: %v", err)
+	}
+	var l float64
+	if _, err := fmt.Sscan(string(raw), &l); err != nil {
+		b.Fatalf("load average %q: %v", raw, err)
+	}
+	return l
 }

@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/big"
+	"slices"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 
+	"github.com/echain/echain-indexer/indexer/source"
 	"github.com/echain/echain-indexer/store"
 )
 
@@ -124,13 +127,49 @@ func (fl *Follower) collect(ctx context.Context, st *chainState, target *types.H
 	if len(headers) == 0 {
 		return nil, nil, nil
 	}
-	p := &pending{created: map[int64][]store.DataSource{}, mode: mode, received: received, count: int64(len(headers)), began: began}
+	// The headers' blooms tell which blocks may hold a handled log; the others cost no request.
+	// Those that may are fetched whole in one round trip (receipts and transactions, by hash)
+	// where the endpoint serves block receipts, else by eth_getLogs and then their
+	// transactions: two round trips or more.
+	may := make([]bool, len(headers))
+	var hashes []common.Hash
+	sources := st.sourceAddrs()
+	for i, h := range headers {
+		if may[i] = fl.filter.mayHold(h.Bloom, sources); may[i] {
+			hashes = append(hashes, h.Hash())
+		}
+	}
+	var contents map[common.Hash]*source.BlockContent
+	var known map[common.Hash]*Tx
+	if len(hashes) > 0 {
+		cs, err := fl.src.BlockContentsByHash(ctx, hashes)
+		switch {
+		case err == nil:
+			contents = make(map[common.Hash]*source.BlockContent, len(cs))
+			known = map[common.Hash]*Tx{}
+			for i := range cs {
+				contents[cs[i].Hash] = &cs[i]
+				maps.Copy(known, cs[i].Txs)
+			}
+		case !errors.Is(err, source.ErrReceiptsUnsupported):
+			return nil, nil, fmt.Errorf("blocks %d-%d: %w", headers[0].Number, headers[len(headers)-1].Number, err)
+		}
+	}
+	p := &pending{created: map[int64][]store.DataSource{}, mode: mode, received: received, began: began}
 	var withLogs []*Block
-	for _, h := range headers {
+	for i, h := range headers {
 		ptr := ptrOf(h)
-		logs, created, err := fl.blockLogs(ctx, ptr.Hash, st)
-		if err != nil {
-			return nil, nil, err
+		var logs []types.Log
+		var created []store.DataSource
+		switch {
+		case !may[i]:
+		case contents != nil:
+			logs, created = fl.selectLogs(slices.Clone(contents[ptr.Hash].Logs), st, nil)
+		default:
+			var err error
+			if logs, created, err = fl.blockLogs(ctx, ptr.Hash, st); err != nil {
+				return nil, nil, err
+			}
 		}
 		for _, d := range created {
 			// Later blocks of this batch must see the new sources; on failure the caller forgets them.
@@ -139,15 +178,22 @@ func (fl *Follower) collect(ctx context.Context, st *chainState, target *types.H
 		p.created[ptr.Number] = created
 		p.window = append(p.window, ptr)
 		p.head = ptr
+		p.count++
 		if len(logs) > 0 {
 			blk := groupBlocks(logs, st)[0]
 			blk.Ptr = ptr
+			if c := contents[ptr.Hash]; c != nil {
+				blk.Known = c.Txs
+			}
 			withLogs = append(withLogs, blk)
 			p.logs += len(logs)
 		}
+		if len(created) > 0 && fl.skippedFor(headers[i+1:], may[i+1:], created) {
+			break // a later block passed over may hold logs of the new sources: the next round sees it
+		}
 	}
 	p.blocks = withLogs
-	if _, err := fl.fetchTxs(ctx, withLogs, nil); err != nil {
+	if _, err := fl.fetchTxs(ctx, withLogs, known); err != nil {
 		return nil, nil, err
 	}
 	if len(withLogs) > 0 {

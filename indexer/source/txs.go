@@ -578,34 +578,44 @@ func (s *Source) contentBatch(ctx context.Context, ep *endpoint, from uint64, ou
 		if blk.Number != num {
 			return fmt.Errorf("%w: asked block %d, got %d", errBadResponse, num, blk.Number)
 		}
-		// Both answers must describe the same block (a reorg between the two calls would not).
-		if len(list.List) != len(blk.Transactions) {
-			return missing("block %d: %d receipts for %d transactions", num, len(list.List), len(blk.Transactions))
+		c, err := blockContent(blk, list)
+		if err != nil {
+			return err
 		}
-		c := BlockContent{Number: num, Hash: blk.Hash, Timestamp: blk.Timestamp, Txs: make(map[common.Hash]*Tx, len(list.List))}
-		var prev *types.Log
-		for k := range list.List {
-			rc, tx := &list.List[k], &blk.Transactions[k]
-			if rc.BlockHash != blk.Hash || rc.TxHash != tx.Hash {
-				return missing("block %d: receipt %d (%s of block %s) does not match transaction %s of block %s", num, k, rc.TxHash, rc.BlockHash, tx.Hash, blk.Hash)
-			}
-			c.Txs[tx.Hash] = makeTx(tx, rc)
-			for j := range rc.Logs {
-				l := &rc.Logs[j]
-				if l.BlockHash != blk.Hash || l.TxHash != tx.Hash || l.BlockNumber != num || l.Removed {
-					return fmt.Errorf("%w: block %d: receipt of %s holds a log of transaction %s, block %s", errBadResponse, num, tx.Hash, l.TxHash, l.BlockHash)
-				}
-				if l.BlockTimestamp == 0 {
-					l.BlockTimestamp = blk.Timestamp
-				}
-				if prev != nil && l.Index <= prev.Index {
-					return fmt.Errorf("%w: block %d: log index %d after %d", errBadResponse, num, l.Index, prev.Index)
-				}
-				prev = l
-			}
-		}
-		c.Logs = list.Logs // the receipts' logs are windows on it, in block order
 		out[i] = c
 	}
 	return nil
+}
+
+// blockContent joins a block's transactions and its receipts, which must describe the same
+// block (a reorg between the two calls would not).
+func blockContent(blk *rpcBlockTxs, list *receiptList) (BlockContent, error) {
+	num := blk.Number
+	if len(list.List) != len(blk.Transactions) {
+		return BlockContent{}, missing("block %d: %d receipts for %d transactions", num, len(list.List), len(blk.Transactions))
+	}
+	c := BlockContent{Number: num, Hash: blk.Hash, Timestamp: blk.Timestamp, Txs: make(map[common.Hash]*Tx, len(list.List))}
+	var prev *types.Log
+	for k := range list.List {
+		rc, tx := &list.List[k], &blk.Transactions[k]
+		if rc.BlockHash != blk.Hash || rc.TxHash != tx.Hash {
+			return BlockContent{}, missing("block %d: receipt %d (%s of block %s) does not match transaction %s of block %s", num, k, rc.TxHash, rc.BlockHash, tx.Hash, blk.Hash)
+		}
+		c.Txs[tx.Hash] = makeTx(tx, rc)
+		for j := range rc.Logs {
+			l := &rc.Logs[j]
+			if l.BlockHash != blk.Hash || l.TxHash != tx.Hash || l.BlockNumber != num || l.Removed {
+				return BlockContent{}, fmt.Errorf("%w: block %d: receipt of %s holds a log of transaction %s, block %s", errBadResponse, num, tx.Hash, l.TxHash, l.BlockHash)
+			}
+			if l.BlockTimestamp == 0 {
+				l.BlockTimestamp = blk.Timestamp
+			}
+			if prev != nil && l.Index <= prev.Index {
+				return BlockContent{}, fmt.Errorf("%w: block %d: log index %d after %d", errBadResponse, num, l.Index, prev.Index)
+			}
+			prev = l
+		}
+	}
+	c.Logs = list.Logs // the receipts' logs are windows on it, in block order
+	return c, nil
 }
