@@ -30,6 +30,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/echain/echain-indexer/indexer/source"
+	"github.com/echain/echain-indexer/internal/ctxsleep"
 	"github.com/echain/echain-indexer/store"
 )
 
@@ -146,7 +147,7 @@ func (fl *Follower) Run(ctx context.Context) error {
 			}
 			fl.log.Warn("leader lock unavailable; retrying", "err", err, "in", backoff)
 			fl.metrics.failures.WithLabelValues("leader_lock").Inc()
-			if !sleep(ctx, backoff) {
+			if !ctxsleep.Sleep(ctx, backoff) {
 				fl.setMode(modeStopped)
 				return nil
 			}
@@ -202,7 +203,7 @@ func (fl *Follower) lead(ctx context.Context) error {
 		fl.log.Warn("indexing step failed; retrying", "stage", stage, "err", err, "in", backoff)
 		fl.setErr(err)
 		st = nil // reload from the store: it, not memory, is the truth after a failure
-		ok := sleep(ctx, backoff)
+		ok := ctxsleep.Sleep(ctx, backoff)
 		backoff = min(backoff*2, fl.cfg.RetryBackoffMax)
 		return ok
 	}
@@ -272,7 +273,7 @@ func (fl *Follower) lead(ctx context.Context) error {
 				fl.metrics.failures.WithLabelValues("block_gone").Inc()
 				fl.log.Debug("block vanished while fetching; retrying", "err", err)
 				st = nil
-				if !sleep(ctx, 20*time.Millisecond) {
+				if !ctxsleep.Sleep(ctx, 20*time.Millisecond) {
 					break
 				}
 				continue
@@ -489,17 +490,6 @@ func (fl *Follower) serveHint(ctx context.Context, st *chainState, h Hint) error
 		fl.metrics.hints.WithLabelValues("stale").Inc()
 	}
 	return nil
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // indexBuild runs the store's EnsureIndexes once in the background, retrying after a failure.

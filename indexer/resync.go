@@ -7,6 +7,7 @@ import (
 	"math/big"
 	"time"
 
+	"github.com/echain/echain-indexer/internal/ctxsleep"
 	"github.com/echain/echain-indexer/store"
 )
 
@@ -113,7 +114,7 @@ func (fl *Follower) resyncViaLeader(ctx context.Context, from int64, progress fu
 		if req.Status == "done" {
 			break
 		}
-		if !sleep(ctx, 200*time.Millisecond) {
+		if !ctxsleep.Sleep(ctx, 200*time.Millisecond) {
 			return ctx.Err()
 		}
 	}
@@ -130,7 +131,7 @@ func (fl *Follower) resyncViaLeader(ctx context.Context, from int64, progress fu
 				return nil
 			}
 		}
-		if !sleep(ctx, 500*time.Millisecond) {
+		if !ctxsleep.Sleep(ctx, 500*time.Millisecond) {
 			return ctx.Err()
 		}
 	}

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/echain/echain-indexer/internal/ctxsleep"
 )
 
 // Metadata is what an Event takes from its metadata document.
@@ -253,7 +255,7 @@ func (f *metadataFetcher) chase(uri string) {
 		// Jitter spreads the retries of documents that failed together (a gateway outage).
 		d := wait/2 + rand.N(wait/2+1)
 		f.log.Debug("metadata document unavailable; will retry", "uri", uri, "result", result, "in", d)
-		if !sleepCtx(f.ctx, d) {
+		if !ctxsleep.Sleep(f.ctx, d) {
 			return
 		}
 		wait = min(wait*2, retryMax)
@@ -481,17 +483,6 @@ func (f *metadataFetcher) exitHost(host string, answered, probe bool) {
 	h.notBefore = f.now().Add(back)
 	close(h.changed)
 	h.changed = make(chan struct{})
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // lru is a bounded map of parsed documents; callers hold the fetcher's lock.

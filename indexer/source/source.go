@@ -18,6 +18,8 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/echain/echain-indexer/internal/ctxsleep"
 )
 
 // Source is JSON-RPC access to one or more endpoints of the same chain. It is safe for
@@ -250,8 +252,8 @@ func (s *Source) do(ctx context.Context, op string, need uint64, timeout time.Du
 			if time.Since(start)+wait > s.cfg.RetryBudget {
 				return s.giveUp(op, attempts, start, lastErr)
 			}
-			if err := sleep(ctx, wait); err != nil {
-				return fmt.Errorf("%s: %w", op, err)
+			if !ctxsleep.Sleep(ctx, wait) {
+				return fmt.Errorf("%s: %w", op, ctx.Err())
 			}
 		}
 		attempts++
@@ -399,15 +401,4 @@ func (s *Source) giveUp(op string, attempts int, start time.Time, lastErr error)
 	s.m.giveUps.WithLabelValues(op).Inc()
 	s.log.Warn("rpc call abandoned after retries", "method", op, "attempts", attempts, "elapsed", took, "err", lastErr)
 	return fmt.Errorf("%w: %s: %d attempts in %s: %w", ErrRetriesExhausted, op, attempts, took, lastErr)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
