@@ -107,6 +107,25 @@ func TestBlockContentsEqualLogsAndTxs(t *testing.T) {
 			t.Fatalf("after splits: equal %v, faults %d", reflect.DeepEqual(again, got), p.Faults("eth_getBlockReceipts"))
 		}
 	})
+	t.Run("by hash", func(t *testing.T) {
+		// In the order asked, not the chain's.
+		var hashes []common.Hash
+		var want []BlockContent
+		for i := len(got) - 1; i >= 0; i-- {
+			hashes = append(hashes, got[i].Hash)
+			want = append(want, got[i])
+		}
+		byHash, err := s.BlockContentsByHash(ctx, hashes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(byHash, want) {
+			t.Fatal("contents by hash differ from contents by number")
+		}
+		if _, err := s.BlockContentsByHash(ctx, []common.Hash{hashes[0], {1}}); !errors.Is(err, ethereum.NotFound) {
+			t.Fatalf("a block the node does not have: got %v, want NotFound", err)
+		}
+	})
 	t.Run("beyond the head", func(t *testing.T) {
 		head := c.Head().Number.Uint64()
 		if _, err := s.BlockContents(ctx, head, head+2); !errors.Is(err, ErrBeyondHead) {
@@ -127,12 +146,18 @@ func TestBlockContentsEqualLogsAndTxs(t *testing.T) {
 		if _, err := s.BlockContents(ctx, from, to); !errors.Is(err, ErrReceiptsUnsupported) {
 			t.Fatalf("got %v, want ErrReceiptsUnsupported", err)
 		}
+		if _, err := s.BlockContentsByHash(ctx, []common.Hash{got[0].Hash}); !errors.Is(err, ErrReceiptsUnsupported) {
+			t.Fatalf("by hash: got %v, want ErrReceiptsUnsupported", err)
+		}
 		if st := s.Endpoints()[0]; st.BlockReceipts != "unsupported" {
 			t.Fatalf("support %q", st.BlockReceipts)
 		}
 		tx := newSource(t, Config{Endpoints: []Endpoint{{HTTPURL: c.HTTPURL}}, Receipts: ReceiptsTx}, nil)
 		if _, err := tx.BlockContents(ctx, from, to); !errors.Is(err, ErrReceiptsUnsupported) {
 			t.Fatalf("tx mode: got %v, want ErrReceiptsUnsupported", err)
+		}
+		if _, err := tx.BlockContentsByHash(ctx, []common.Hash{got[0].Hash}); !errors.Is(err, ErrReceiptsUnsupported) {
+			t.Fatalf("tx mode by hash: got %v, want ErrReceiptsUnsupported", err)
 		}
 	})
 }
