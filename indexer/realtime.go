@@ -129,24 +129,24 @@ func (fl *Follower) collect(ctx context.Context, st *chainState, target *types.H
 	}
 	// The headers' blooms tell which blocks may hold a handled log; the others cost no request.
 	// Those that may are fetched whole in one round trip (receipts and transactions, by hash)
-	// where the endpoint serves block receipts, else by eth_getLogs and then their
-	// transactions: two round trips or more.
+	// where the endpoint serves block receipts and the bloom is sparse enough that a match is
+	// probably ours; else (a saturated bloom, as on a busy chain, matches nearly every block) by
+	// eth_getLogs and then the transactions of blocks that had logs: two round trips.
 	may := make([]bool, len(headers))
-	var hashes []common.Hash
+	var whole []common.Hash
 	sources := st.sourceAddrs()
 	for i, h := range headers {
-		if may[i] = fl.filter.mayHold(h.Bloom, sources); may[i] {
-			hashes = append(hashes, h.Hash())
+		if may[i] = fl.filter.mayHold(h.Bloom, sources); may[i] && bloomSparse(h.Bloom) {
+			whole = append(whole, h.Hash())
 		}
 	}
 	var contents map[common.Hash]*source.BlockContent
-	var known map[common.Hash]*Tx
-	if len(hashes) > 0 {
-		cs, err := fl.src.BlockContentsByHash(ctx, hashes)
+	known := map[common.Hash]*Tx{}
+	if len(whole) > 0 {
+		cs, err := fl.src.BlockContentsByHash(ctx, whole)
 		switch {
 		case err == nil:
 			contents = make(map[common.Hash]*source.BlockContent, len(cs))
-			known = map[common.Hash]*Tx{}
 			for i := range cs {
 				contents[cs[i].Hash] = &cs[i]
 				maps.Copy(known, cs[i].Txs)
@@ -156,15 +156,16 @@ func (fl *Follower) collect(ctx context.Context, st *chainState, target *types.H
 		}
 	}
 	p := &pending{created: map[int64][]store.DataSource{}, mode: mode, received: received, began: began}
-	var withLogs []*Block
+	var withLogs, fromContents, fromLogs []*Block
 	for i, h := range headers {
 		ptr := ptrOf(h)
 		var logs []types.Log
 		var created []store.DataSource
+		c := contents[ptr.Hash]
 		switch {
 		case !may[i]:
-		case contents != nil:
-			logs, created = fl.selectLogs(slices.Clone(contents[ptr.Hash].Logs), st, nil)
+		case c != nil:
+			logs, created = fl.selectLogs(slices.Clone(c.Logs), st, nil)
 		default:
 			var err error
 			if logs, created, err = fl.blockLogs(ctx, ptr.Hash, st); err != nil {
@@ -182,10 +183,13 @@ func (fl *Follower) collect(ctx context.Context, st *chainState, target *types.H
 		if len(logs) > 0 {
 			blk := groupBlocks(logs, st)[0]
 			blk.Ptr = ptr
-			if c := contents[ptr.Hash]; c != nil {
-				blk.Known = c.Txs
-			}
 			withLogs = append(withLogs, blk)
+			if c != nil {
+				blk.Known = c.Txs
+				fromContents = append(fromContents, blk)
+			} else {
+				fromLogs = append(fromLogs, blk)
+			}
 			p.logs += len(logs)
 		}
 		if len(created) > 0 && fl.skippedFor(headers[i+1:], may[i+1:], created) {
@@ -193,7 +197,10 @@ func (fl *Follower) collect(ctx context.Context, st *chainState, target *types.H
 		}
 	}
 	p.blocks = withLogs
-	if _, err := fl.fetchTxs(ctx, withLogs, known); err != nil {
+	if _, err := fl.fetchTxs(ctx, fromContents, known); err != nil {
+		return nil, nil, err
+	}
+	if _, err := fl.fetchTxs(ctx, fromLogs, nil); err != nil {
 		return nil, nil, err
 	}
 	if len(withLogs) > 0 {
