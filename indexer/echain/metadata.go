@@ -77,7 +77,7 @@ const (
 	retryMin = 5 * time.Second
 	retryMax = 10 * time.Minute
 	// A host that could not be reached (a connection error or timeout) or said it is failing
-	// (429, 5xx) is asked by one request at a time, hostBackoffMin after its last failure,
+	// (429, 502, 503, 504) is asked by one request at a time, hostBackoffMin after its last failure,
 	// doubling up to hostBackoffMax, until it answers again. A document that times out on a
 	// host that took the request does not count: on IPFS that is one CID no node serves, and
 	// it is retried on its own back-off (retryMin..retryMax) while the others go on.
@@ -343,9 +343,9 @@ func (f *metadataFetcher) attempt(uri string) (md *Metadata, result string, fina
 	doc, result, err := f.get(target)
 	<-f.sem
 	f.m.metadataSeconds.Observe(f.now().Sub(start).Seconds())
-	// A host that answered for this document (even 404), or took the request and then was slow
-	// with this one document, is up; one that could not be reached or answered 429 or 5xx is
-	// backed off.
+	// A host that answered for this document (even 404 or 500), or took the request and then was
+	// slow with this one document, is up; one that could not be reached or answered 429, 502, 503
+	// or 504 is backed off.
 	if result == "stopped" {
 		f.exitHost(host, true, probe) // says nothing of the host; lets waiting loops see the end
 	} else {
@@ -398,7 +398,10 @@ func (f *metadataFetcher) get(target string) (doc []byte, result string, err err
 	switch {
 	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone:
 		return nil, "not_found", fmt.Errorf("fetch %s: %s", target, resp.Status)
-	case resp.StatusCode == http.StatusTooManyRequests, resp.StatusCode >= 500:
+	case resp.StatusCode == http.StatusTooManyRequests, resp.StatusCode == http.StatusBadGateway,
+		resp.StatusCode == http.StatusServiceUnavailable, resp.StatusCode == http.StatusGatewayTimeout:
+		// The host or what is behind it is failing. A 500 is left to the document: gateways
+		// answer it for one CID they cannot serve.
 		return nil, "busy", fmt.Errorf("fetch %s: %s", target, resp.Status)
 	case resp.StatusCode != http.StatusOK:
 		return nil, "status", fmt.Errorf("fetch %s: %s", target, resp.Status)
