@@ -1,6 +1,7 @@
 package indexer_test
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -71,11 +72,16 @@ func TestThroughProvider(t *testing.T) {
 					proxy.SetProvider(profile(styles[style]))
 				} else {
 					// The rest of the run: a 429 storm and 5xx answers often enough that they are
-					// met whatever share of the styles' few requests drew one.
-					proxy.SetProvider(rpcproxy.Provider{Latency: 20 * time.Millisecond, Jitter: 10 * time.Millisecond, RequestsPerSecond: 30, ServerErrors: 0.1, Seed: 99})
+					// met whatever share of the styles' few requests drew one. The follower asks
+					// about one request per block and the loop seals blocks faster than 2 a second.
+					proxy.SetProvider(rpcproxy.Provider{Latency: 20 * time.Millisecond, Jitter: 10 * time.Millisecond, RequestsPerSecond: 2, ServerErrors: 0.1, Seed: 99})
 				}
-				// A fresh backfill range for the next style: the head moves on by more than the cap.
+				// A fresh backfill range for the next style: the head moves on by more than the cap
+				// while the provider answers only 503, so that the follower (which keeps up with the
+				// head at a request per block) falls far enough behind to backfill again.
+				hold := proxy.Add(rpcproxy.Rule{Status: http.StatusServiceUnavailable})
 				steps(t, tr, 40)
+				hold()
 			}
 		}
 		if i%20 == 19 {
