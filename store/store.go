@@ -30,7 +30,7 @@ type Options struct {
 	// (older ones are pruned in the background after commits) and collapses the versions a batch
 	// writes below finality to one per entity. Zero keeps every version: time travel to any block.
 	HistoryBlocks int64
-	// CacheEntities bounds the cross-batch cache of current rows (default 100,000; negative
+	// CacheEntities bounds the cross-batch cache of current rows (default 20,000; negative
 	// disables it).
 	CacheEntities int
 	// MaxConns bounds the connection pool (default: pgxpool's, 4 or the number of CPUs).
@@ -39,6 +39,13 @@ type Options struct {
 	// spares new entities a lookup (default 50,000,000; negative disables it).
 	FilterMaxIDs int
 }
+
+// defaultCacheEntities is the cache's default size. A cached row is about 600 bytes of live
+// heap (a boxed value per field), which the garbage collector lets grow threefold at
+// runtime.gc_percent 200: 100,000 rows held a backfill's RSS at its 384 MiB memory limit
+// (issue 21). The hot entities (events counted on every mint, organizers) are a few thousand;
+// the tickets a range touches again are read back by one Prefetch query per range.
+const defaultCacheEntities = 20_000
 
 // Store is the entity store of one database.
 type Store struct {
@@ -107,7 +114,7 @@ func Open(ctx context.Context, url string, sch *schema.Schema, opts Options) (*S
 	}
 	size := opts.CacheEntities
 	if size == 0 {
-		size = 100_000
+		size = defaultCacheEntities
 	}
 	s := &Store{pool: pool, sch: sch, layout: layout, byType: map[string]*table{}, opts: opts, log: log,
 		m: newMetrics(opts.Registerer), cache: newLRU(size)}

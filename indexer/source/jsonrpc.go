@@ -78,9 +78,14 @@ type httpRPC struct {
 	bufs chan *bytes.Buffer
 }
 
+// Kept buffers are live heap, and the garbage collector lets the heap grow to a multiple of
+// the live heap (runtime.gc_percent 200: three times): 8 buffers of up to 16 MiB held the
+// indexer's peak RSS at its memory limit (issue 21). A receipts batch of 20 blocks is about
+// 3 MB, which a buffer grown by ReadFrom holds in 4 MiB; larger answers (eth_getLogs batches
+// over thousands of clones) are rare and get a buffer of their own.
 const (
-	keptBuffers   = 8 // about the batches a backfill has in flight
-	maxKeptBuffer = 16 << 20
+	keptBuffers   = 4
+	maxKeptBuffer = 4 << 20
 )
 
 type request struct {
