@@ -177,7 +177,7 @@ func BenchmarkBackfillGeth(b *testing.B) {
 			b.Logf("entity tables %.1f MiB for %d versions (%.2fx Ponder's 97 MiB)", float64(total)/(1<<20), totalRows, float64(total)/(97<<20))
 			b.ReportMetric(float64(total)/(1<<20), "MiB-entity-tables")
 			b.ReportMetric(pgCPUIndexed, "cpu-s-postgres")
-			b.ReportMetric(rssIndexed, "MB-peak-rss-indexed")
+			b.ReportMetric(rssIndexed, "MiB-peak-rss-indexed")
 			for _, x := range []struct {
 				name string
 				w    walk
