@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/ethereum/go-ethereum"
+	"github.com/ethereum/go-ethereum/common"
 	gethversion "github.com/ethereum/go-ethereum/version"
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,11 +52,11 @@ func BenchmarkBackfillGeth(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	addrs, head := c.Addresses, c.Head().Number.Uint64()
+	addrs, head, parent := c.Addresses, c.Head().Number.Uint64(), c.Head().ParentHash
 	_ = c.Close() // the in-process node is not what is measured
 	for _, mode := range []string{"archive", "full"} {
 		b.Run(mode, func(b *testing.B) {
-			node := startGeth(b, geth, mode, genesis, blocks, head)
+			node := startGeth(b, geth, mode, genesis, blocks, head, parent)
 			proxy := newCountingProxy(b, node.url)
 			ctx := context.Background()
 			src, err := source.New(ctx, source.Config{Endpoints: []source.Endpoint{{HTTPURL: proxy.url}}, LogsTimeout: time.Minute},
@@ -231,7 +232,7 @@ type gethNode struct {
 
 // startGeth initialises a datadir from the exported genesis, imports the history and serves it
 // with geth --dev (HTTP on a free port), until the benchmark ends.
-func startGeth(b *testing.B, bin, mode, genesis, blocks string, head uint64) gethNode {
+func startGeth(b *testing.B, bin, mode, genesis, blocks string, head uint64, parent common.Hash) gethNode {
 	b.Helper()
 	dir := b.TempDir()
 	scheme := "path" // geth's default; full mode keeps the state of the last 128 blocks
@@ -253,7 +254,7 @@ func startGeth(b *testing.B, bin, mode, genesis, blocks string, head uint64) get
 	}
 	// An imported datadir is kept per history and mode: the import re-executes every block,
 	// minutes on a busy machine, and the benchmark measures serving, not importing.
-	cached, err := importedDatadir(bin, mode, genesis, blocks)
+	cached, err := importedDatadir(bin, mode, genesis, head, parent)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -305,18 +306,19 @@ func startGeth(b *testing.B, bin, mode, genesis, blocks string, head uint64) get
 }
 
 // importedDatadir is where the datadir that geth imports the history into is cached: a
-// directory named by the geth binary's version, the mode and the genesis and blocks files'
-// contents, under the user cache beside the geth binary.
-func importedDatadir(bin, mode, genesis, blocks string) (string, error) {
+// directory named by the geth binary's version, the mode, the genesis and the head's number and
+// parent, under the user cache beside the geth binary. Not by the blocks file: the in-process
+// node seals an empty head block after importing the cached history, with a random prevRandao
+// (go-ethereum's simulated beacon), so the file's last block differs from run to run while
+// everything an entity is made of stays the same.
+func importedDatadir(bin, mode, genesis string, head uint64, parent common.Hash) (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00", filepath.Base(filepath.Dir(bin)), mode)
-	for _, f := range []string{genesis, blocks} {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return "", err
-		}
-		h.Write(data)
+	fmt.Fprintf(h, "%s\x00%s\x00%d\x00%x\x00", filepath.Base(filepath.Dir(bin)), mode, head, parent)
+	data, err := os.ReadFile(genesis)
+	if err != nil {
+		return "", err
 	}
+	h.Write(data)
 	return filepath.Join(filepath.Dir(filepath.Dir(bin)), "geth-datadirs", fmt.Sprintf("%s-%x", mode, h.Sum(nil)[:8])), nil
 }
 
