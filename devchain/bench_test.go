@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math/big"
+	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -88,5 +90,27 @@ func BenchmarkGetLogs(b *testing.B) {
 			b.ReportMetric(float64(total), "logs/pass")
 		})
 		c.Close()
+	}
+}
+
+// BenchmarkBusyPrebuild measures how fast a busy history is made (no cache): blocks/s.
+// ECHAIN_BUSY_PREBUILD_BLOCKS sets its length (default 1,000).
+// Run: go test -run '^$' -bench BusyPrebuild -benchtime 1x ./devchain/
+func BenchmarkBusyPrebuild(b *testing.B) {
+	ctx := context.Background()
+	blocks := 1000
+	if v, err := strconv.Atoi(os.Getenv("ECHAIN_BUSY_PREBUILD_BLOCKS")); err == nil && v > 0 {
+		blocks = v
+	}
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		c, err := StartWithHistory(ctx, Config{MetadataAddr: "off", DataDir: b.TempDir()},
+			HistoryConfig{Blocks: blocks, Busy: &BusyConfig{}}, testLogger(b))
+		if err != nil {
+			b.Fatal(err)
+		}
+		took := time.Since(start)
+		c.Close()
+		b.ReportMetric(float64(blocks)/took.Seconds(), "blocks/s")
 	}
 }

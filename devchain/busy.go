@@ -3,6 +3,7 @@ package devchain
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/big"
@@ -178,26 +179,30 @@ func (b *Busy) Run(ctx context.Context) error {
 }
 
 // Prebuild seals the given number of busy blocks as fast as the node allows, with the
-// pre-build profile of Echain operations (mostly events and purchases).
+// pre-build profile of Echain operations (mostly events and purchases). It builds the blocks
+// directly (direct.go), one second apart.
 func (b *Busy) Prebuild(ctx context.Context, blocks int) error {
 	b.t.c.mu.Lock()
 	defer b.t.c.mu.Unlock()
 	b.t.bulk = true
 	defer func() { b.t.bulk = false }()
+	if err := b.t.c.beginDirectLocked(); err != nil {
+		return err
+	}
 	start := time.Now()
 	for i := 0; i < blocks; i++ {
 		if err := ctx.Err(); err != nil {
-			return err
+			return errors.Join(err, b.t.c.endDirectLocked())
 		}
 		if _, err := b.blockLocked(ctx); err != nil {
-			return err
+			return errors.Join(err, b.t.c.endDirectLocked())
 		}
 		if (i+1)%1000 == 0 {
 			b.t.log.Info("pre-building busy history", "blocks", i+1, "of", blocks, "events", len(b.t.m.events),
 				"elapsed", time.Since(start).Round(time.Millisecond))
 		}
 	}
-	return nil
+	return b.t.c.endDirectLocked()
 }
 
 func prebuildBusy(ctx context.Context, c *Chain, cfg Config, h HistoryConfig, log *slog.Logger) error {

@@ -30,6 +30,19 @@ func TestBusyHistory(t *testing.T) {
 		t.Fatal(err)
 	}
 	head1 := c1.Head()
+	// The built chain goes on through the pool and the beacon (the pre-build bypassed both).
+	b1, err := NewBusy(ctx, c1, TrafficConfig{}, busy, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if _, err := b1.Step(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := c1.Head().Number.Uint64(); got != head1.Number.Uint64()+4 {
+		t.Fatalf("after the tokens and 3 busy blocks on the built chain, head %d, want %d", got, head1.Number.Uint64()+4)
+	}
 	c1.Close()
 	// Block 1 deploys Echain, block 2 the tokens, then the 60 busy blocks.
 	if head1.Number.Uint64() != 62 {

@@ -168,8 +168,11 @@ type Chain struct {
 	nonces map[common.Address]uint64 // next nonce per sender; dropped when unsure
 	// finalByTime is the finalized block when finality lags by time (Config.FinalizedLag).
 	finalByTime uint64
-	closeOnce   sync.Once
-	closeErr    error
+	// direct, while set (a pre-build), takes sent transactions instead of the pool, and
+	// commitLocked builds blocks of them itself (see direct.go).
+	direct    *directBuild
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Start runs a dev chain, deploys the contracts and returns once they are mined.
@@ -388,6 +391,13 @@ func (c *Chain) Commit() (common.Hash, error) {
 // commitLocked seals blocks until the pool has no executable transaction left (one block but
 // for the rare case above) and returns their hashes.
 func (c *Chain) commitLocked() ([]common.Hash, error) {
+	if c.direct != nil {
+		hash, err := c.buildDirectLocked()
+		if err != nil {
+			return nil, err
+		}
+		return []common.Hash{hash}, nil
+	}
 	var sealed []common.Hash
 	for {
 		hash, err := c.sealLocked()
@@ -489,7 +499,11 @@ func (c *Chain) Receipt(ctx context.Context, tx common.Hash) (*types.Receipt, er
 func (c *Chain) sendLocked(ctx context.Context, from Account, to *common.Address, value *big.Int, data []byte, gas uint64) (*types.Transaction, error) {
 	nonce, ok := c.nonces[from.Address]
 	if !ok {
-		nonce = c.eth.TxPool().Nonce(from.Address)
+		n, err := c.nextNonceLocked(from.Address)
+		if err != nil {
+			return nil, err
+		}
+		nonce = n
 	}
 	head := c.eth.BlockChain().CurrentBlock()
 	tip := big.NewInt(params.GWei)
@@ -510,7 +524,9 @@ func (c *Chain) sendLocked(ctx context.Context, from Account, to *common.Address
 	if err != nil {
 		return nil, fmt.Errorf("devchain: sign: %w", err)
 	}
-	if err := c.addTx(tx); err != nil {
+	if c.direct != nil {
+		c.direct.add(c.eth.BlockChain().Config(), head, from.Address, tx)
+	} else if err := c.addTx(tx); err != nil {
 		delete(c.nonces, from.Address)
 		return nil, fmt.Errorf("devchain: send from %s nonce %d: %w", from.Address, nonce, err)
 	}
