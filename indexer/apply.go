@@ -57,13 +57,15 @@ func (fl *Follower) fetchTxs(ctx context.Context, blocks []*Block, known map[com
 		}
 		var hashes []common.Hash
 		seen := map[common.Hash]bool{}
+		minTxs := 0 // the block holds at least the transactions up to its logs' highest index
 		for _, lg := range blk.Logs {
 			if !seen[lg.TxHash] {
 				seen[lg.TxHash] = true
 				hashes = append(hashes, lg.TxHash)
 			}
+			minTxs = max(minTxs, int(lg.TxIndex)+1)
 		}
-		reqs = append(reqs, source.TxRequest{Block: blk.Ptr.Hash, Hashes: hashes})
+		reqs = append(reqs, source.TxRequest{Block: blk.Ptr.Hash, Hashes: hashes, MinBlockTxs: minTxs})
 	}
 	if len(reqs) == 0 {
 		return source.TxStats{}, nil

@@ -25,6 +25,7 @@ var errResyncPending = errors.New("re-sync requested")
 type rangeJob struct {
 	from, to   int64
 	discovered chan struct{} // closed once this range's data sources are known
+	sized      chan struct{} // closed once its answers were told to the range sizer (or it failed)
 	done       chan struct{} // closed once the range is ready to commit (or failed)
 
 	blocks  []*Block
@@ -72,20 +73,31 @@ func (fl *Follower) backfill(ctx context.Context, st *chainState, to int64, serv
 		defer close(jobs)
 		prev := make(chan struct{})
 		close(prev)
+		prevSized := prev
 		for next := from; next <= to; {
 			select {
 			case slots <- struct{}{}:
 			case <-ctx.Done():
 				return
 			}
+			// While the size is still growing (a sparse history's first answers), a range sized
+			// before the previous one answered would take the old, smaller size: wait for it.
+			if fl.sizer.Growing() {
+				select {
+				case <-prevSized:
+				case <-ctx.Done():
+					return
+				}
+			}
 			end := int64(fl.sizer.Next(uint64(next), uint64(to)))
-			j := &rangeJob{from: next, to: min(max(end, next), to), discovered: make(chan struct{}), done: make(chan struct{})}
+			j := &rangeJob{from: next, to: min(max(end, next), to), discovered: make(chan struct{}),
+				sized: make(chan struct{}), done: make(chan struct{})}
 			wg.Add(1)
 			go func(j *rangeJob, prev chan struct{}) {
 				defer wg.Done()
 				fl.runRange(ctx, st, j, prev)
 			}(j, prev)
-			prev = j.discovered
+			prev, prevSized = j.discovered, j.sized
 			next = j.to + 1
 			select {
 			case jobs <- j:
@@ -149,10 +161,13 @@ func (fl *Follower) backfill(ctx context.Context, st *chainState, to int64, serv
 // then (after the previous range's discovery) the data sources they create, the data sources'
 // logs, the transactions, and Prepare.
 func (fl *Follower) runRange(ctx context.Context, st *chainState, j *rangeJob, prev <-chan struct{}) {
-	discoveredClosed := false
+	discoveredClosed, sizedClosed := false, false
 	defer func() {
 		if !discoveredClosed {
 			close(j.discovered)
+		}
+		if !sizedClosed {
+			close(j.sized)
 		}
 		close(j.done)
 	}()
@@ -189,7 +204,13 @@ func (fl *Follower) runRange(ctx context.Context, st *chainState, j *rangeJob, p
 		return
 	}
 	j.logs = len(all)
-	fl.sizer.Success(uint64(j.to-j.from+1), len(all), f.fetching)
+	answer := f.answerLogs
+	if answer == 0 {
+		answer = len(all)
+	}
+	fl.sizer.Success(uint64(j.to-j.from+1), answer, f.fetching)
+	close(j.sized)
+	sizedClosed = true
 	j.logsTook = time.Since(j.began)
 
 	if err := fl.finishRange(ctx, st, j, all, f.contents); err != nil {
@@ -210,6 +231,10 @@ type rangeFetch struct {
 	contents []source.BlockContent
 	// fetching is how long the node worked on eth_getLogs, for the range sizer.
 	fetching time.Duration
+	// answerLogs is the most logs one eth_getLogs answer held (the sizer's target is per
+	// answer: the fixed contracts' logs and the data sources' come in separate answers); 0
+	// when not by eth_getLogs.
+	answerLogs int
 }
 
 // fetchRange takes the range's logs from the blocks' receipts when receiptsMode says so (see

@@ -37,6 +37,12 @@ func (fl *Follower) observeDensity(ctx context.Context, j *rangeJob, contents []
 		fl.rcptMode.observe(fl.log, float64(wanted), float64(max(blocks, wanted)))
 		return
 	}
+	// Counting the quiet blocks can only add transactions, lowering the share: where the share
+	// without them already stays below the switch, the counts would not change the decision.
+	if known := rangeTxs(blocks, len(j.blocks), wanted, stats, nil); !fl.rcptMode.couldSwitchOn(float64(wanted), known) {
+		fl.rcptMode.observe(fl.log, float64(wanted), known)
+		return
+	}
 	var counts []uint64
 	if sample := sampleQuietBlocks(j.from, j.to, j.blocks, densitySample); len(sample) > 0 {
 		var err error
@@ -144,6 +150,15 @@ func (m *receiptsMode) unsupported(log *slog.Logger, err error) {
 		log.Info("backfill log source: eth_getLogs (block receipts unavailable)", "err", err)
 	}
 	m.never = true
+}
+
+// couldSwitchOn reports whether observing a range of wanted handled transactions among at
+// least atLeast could switch receipts mode on (the more transactions, the lower the share).
+func (m *receiptsMode) couldSwitchOn(wanted, atLeast float64) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	all := m.all*receiptsKeep + atLeast
+	return !m.on && all > 0 && (m.wanted*receiptsKeep+wanted)/all >= receiptsEnter
 }
 
 func (m *receiptsMode) observe(log *slog.Logger, wanted, all float64) {

@@ -39,6 +39,7 @@ func (fl *Follower) fetchByGetLogs(ctx context.Context, st *chainState, j *range
 	if err != nil {
 		return nil, err
 	}
+	f.answerLogs = max(len(probe), len(rest))
 	if probe != nil {
 		f.raw = append(probe, rest...)
 	} else {
@@ -59,6 +60,7 @@ func (fl *Follower) appendSourceLogs(ctx context.Context, st *chainState, j *ran
 		return nil, err
 	}
 	f.fetching += time.Since(t0)
+	f.answerLogs = max(f.answerLogs, len(more))
 	all = slices.Grow(all, len(more)) // the raw logs past all are spent
 	for i := range more {
 		keep, err := fl.keepTemplate(st, &more[i])

@@ -15,7 +15,10 @@ type RangeSizerConfig struct {
 	// An answer is comfortable below both targets; the sizer steers toward them.
 	TargetLogs     int           // logs per answer (default 5,000)
 	TargetDuration time.Duration // time per answer (default 1s)
-	Growth         float64       // most the size grows after one answer (default 2)
+	// Growth is the most the size grows after one answer (default 20; at most 2 once the
+	// provider refused a range): the targets bound it too, so a sparse history reaches a
+	// provider's range cap after two or three answers instead of seven doublings.
+	Growth float64
 	// CeilingSuccesses is how many comfortable answers after a too-large failure before the
 	// sizer may grow past the failed size again (default 50): provider limits are often about
 	// log density, which changes along the chain.
@@ -35,6 +38,7 @@ type RangeSizer struct {
 	ceilLeft  int    // comfortable answers left before the ceiling lifts
 	successes uint64
 	failures  uint64
+	grew      bool // the last answer grew the size
 }
 
 // NewRangeSizer returns a sizer starting at cfg.Initial.
@@ -57,7 +61,7 @@ func NewRangeSizer(cfg RangeSizerConfig) *RangeSizer {
 		cfg.TargetDuration = time.Second
 	}
 	if cfg.Growth <= 1 {
-		cfg.Growth = 2
+		cfg.Growth = 20
 	}
 	if cfg.CeilingSuccesses <= 0 {
 		cfg.CeilingSuccesses = 50
@@ -104,6 +108,7 @@ func (r *RangeSizer) Success(blocks uint64, logs int, took time.Duration) {
 	if took > 0 {
 		ideal = min(ideal, float64(r.cfg.TargetDuration)*b/float64(took))
 	}
+	r.grew = false
 	if logs > r.cfg.TargetLogs || took > r.cfg.TargetDuration {
 		// Too big or too slow: shrink toward the ideal, at most 4× at once (one slow answer
 		// may be noise).
@@ -117,11 +122,26 @@ func (r *RangeSizer) Success(blocks uint64, logs int, took time.Duration) {
 	}
 	// Comfortable: grow toward the ideal, never past Growth× the answered range (a short range
 	// at the chain's tip says little about a long one) and never shrink.
-	grown := min(ideal, b*r.cfg.Growth)
+	growth := r.cfg.Growth
+	if r.failures > 0 {
+		growth = min(growth, 2) // the provider refused a range before: approach its limit gradually
+	}
+	grown := min(ideal, b*growth)
+	was := r.sizeLocked()
 	r.size = min(max(r.size, grown), float64(r.cfg.Max))
 	if r.ceiling != 0 {
 		r.size = min(r.size, float64(r.ceiling)) // after the ceiling lifts, grow from it gradually
 	}
+	r.grew = r.sizeLocked() > was
+}
+
+// Growing reports whether the size may still grow on the next answer: none yet, or the last
+// one grew it. Ranges sized meanwhile would take the old size: a caller with ranges in flight
+// does better to wait for their answers first.
+func (r *RangeSizer) Growing() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.successes == 0 || (r.grew && r.sizeLocked() < r.cfg.Max)
 }
 
 // Failure reports that [from, to] failed. For a *RangeTooLargeError it shrinks and returns the

@@ -8,7 +8,7 @@ import (
 )
 
 func TestRangeSizerGrowsWhileSmallAndFast(t *testing.T) {
-	r := NewRangeSizer(RangeSizerConfig{Initial: 100, Max: 5000, TargetLogs: 1000, TargetDuration: time.Second})
+	r := NewRangeSizer(RangeSizerConfig{Initial: 100, Max: 5000, TargetLogs: 1000, TargetDuration: time.Second, Growth: 2})
 	if r.Size() != 100 {
 		t.Fatalf("initial %d", r.Size())
 	}
@@ -148,5 +148,32 @@ func TestRangeSizerConcurrent(t *testing.T) {
 	st := r.Stats()
 	if st.Successes+st.Failures == 0 {
 		t.Fatal("no answers counted")
+	}
+}
+
+// By default a sparse history's first answers take the size to the targets (here the cap) at
+// once, and Growing tells a caller to wait for answers until the size has settled.
+func TestRangeSizerDefaultGrowthOnSparseHistory(t *testing.T) {
+	r := NewRangeSizer(RangeSizerConfig{Initial: 100, Max: 10_000})
+	if !r.Growing() {
+		t.Fatal("no answer yet: the size may still grow")
+	}
+	r.Success(100, 55, 60*time.Millisecond) // time target: ~1,666 blocks
+	if got := r.Size(); got < 1500 || got > 2000 {
+		t.Fatalf("after a sparse fast answer of 100 blocks: %d, want the time target (~1,666)", got)
+	}
+	if !r.Growing() {
+		t.Fatal("the size grew: it may grow again")
+	}
+	r.Success(r.Size(), 400, 70*time.Millisecond)
+	if r.Size() != 10_000 {
+		t.Fatalf("after a sparse fast answer of ~1,666 blocks: %d, want the 10,000 cap", r.Size())
+	}
+	if r.Growing() {
+		t.Fatal("at the cap the size cannot grow")
+	}
+	r.Success(10_000, 6000, 200*time.Millisecond) // above the logs target: shrinks
+	if r.Growing() || r.Size() >= 10_000 {
+		t.Fatalf("after a dense answer: size %d, growing %v", r.Size(), r.Growing())
 	}
 }

@@ -15,7 +15,15 @@ import (
 type TxRequest struct {
 	Block  common.Hash
 	Hashes []common.Hash
+	// MinBlockTxs is a lower bound of the block's transaction count (0: unknown), e.g. one
+	// more than the highest transactionIndex of its logs. Where Hashes are at most half of
+	// it, their receipts are fetched one by one rather than the block's: on a busy chain the
+	// block's receipts are mostly other contracts', and what is downloaded would grow with them.
+	MinBlockTxs int
 }
+
+// byTx reports whether r's receipts are fetched per transaction whatever the endpoint offers.
+func (r TxRequest) byTx() bool { return r.MinBlockTxs > 0 && 2*len(r.Hashes) <= r.MinBlockTxs }
 
 // Txs returns the Tx of each hash, all in the block with hash blockHash.
 func (s *Source) Txs(ctx context.Context, blockHash common.Hash, hashes []common.Hash) (map[common.Hash]*Tx, error) {
@@ -36,8 +44,9 @@ func (s *Source) TxsMany(ctx context.Context, reqs []TxRequest) (map[common.Hash
 }
 
 // TxStats tells how much of the blocks a TxsMany call wanted, where the node said how many
-// transactions a block holds (the block-receipts mode): Blocks such blocks held BlockTxs
-// transactions, of which Wanted were asked for.
+// transactions a block holds (the block-receipts mode) or the request bounded it
+// (TxRequest.MinBlockTxs, for blocks read per transaction): Blocks such blocks held BlockTxs
+// transactions (at least), of which Wanted were asked for.
 type TxStats struct {
 	Blocks, BlockTxs, Wanted int
 }
@@ -48,31 +57,39 @@ func (a TxStats) plus(b TxStats) TxStats {
 
 // TxsManyStats is TxsMany that also reports TxStats.
 func (s *Source) TxsManyStats(ctx context.Context, reqs []TxRequest) (map[common.Hash]*Tx, TxStats, error) {
-	// Group blocks into units of work that cost about one batch in the block mode (a block with
-	// many wanted transactions costs two calls, else one plus one per hash), at most
-	// maxBlocksPerBatch blocks of receipts (those can be large). The per-transaction mode may
-	// need several batches for a group; txBatch splits them.
+	// Group blocks into units of work that fill about one batch: a block read by its receipts
+	// costs one call plus one per hash, or two from fullBlockMinTxs hashes on; one read per
+	// transaction costs two calls per hash. A group holds at most maxBlocksPerBatch blocks of
+	// receipts (those answers can be large). A group may need several batches where the
+	// endpoint lacks block receipts; txBatch splits them.
 	const maxBlocksPerBatch = 20
-	cost := func(n int) int {
-		if n >= fullBlockMinTxs {
+	cost := func(r TxRequest) int {
+		n := len(r.Hashes)
+		switch {
+		case r.byTx():
+			return 2 * n
+		case n >= fullBlockMinTxs:
 			return 2
 		}
 		return 1 + n
 	}
 	var groups [][]txUnit
 	var cur []txUnit
-	n, total := 0, 0
+	n, blockUnits, total := 0, 0, 0
 	for _, r := range reqs {
 		if len(r.Hashes) == 0 {
 			continue
 		}
-		c := cost(len(r.Hashes))
-		if len(cur) > 0 && (n+c > s.cfg.BatchSize || len(cur) >= maxBlocksPerBatch) {
+		c := cost(r)
+		if len(cur) > 0 && (n+c > s.cfg.BatchSize || (!r.byTx() && blockUnits >= maxBlocksPerBatch)) {
 			groups = append(groups, cur)
-			cur, n = nil, 0
+			cur, n, blockUnits = nil, 0, 0
 		}
-		cur = append(cur, txUnit{r.Block, r.Hashes})
+		cur = append(cur, txUnit{r.Block, r.Hashes, r.byTx(), r.MinBlockTxs})
 		n += c
+		if !r.byTx() {
+			blockUnits++
+		}
 		total += len(r.Hashes)
 	}
 	if len(cur) > 0 {
@@ -102,6 +119,8 @@ func (s *Source) TxsManyStats(ctx context.Context, reqs []TxRequest) (map[common
 type txUnit struct {
 	block  common.Hash
 	hashes []common.Hash
+	byTx   bool // receipts per transaction (TxRequest.byTx)
+	minTxs int  // TxRequest.MinBlockTxs
 }
 
 func (s *Source) txGroup(ctx context.Context, g []txUnit) (map[common.Hash]*Tx, TxStats, error) {
@@ -335,6 +354,7 @@ func (s *Source) txBatch(ctx context.Context, ep *endpoint, g []txUnit, useBlock
 		st       TxStats
 	)
 	for i, u := range g {
+		useBlock := useBlock && !u.byTx
 		if useBlock {
 			blockRcs[i] = new(receiptList)
 			elems = append(elems, batchElem{Method: "eth_getBlockReceipts", Params: []any{u.block}, Result: blockRcs[i]})
@@ -362,6 +382,12 @@ func (s *Source) txBatch(ctx context.Context, ep *endpoint, g []txUnit, useBlock
 	}
 	out := make(map[common.Hash]*Tx)
 	for i, u := range g {
+		useBlock := useBlock && !u.byTx
+		if u.byTx {
+			st.Blocks++
+			st.BlockTxs += max(u.minTxs, len(u.hashes))
+			st.Wanted += len(u.hashes)
+		}
 		var byHash map[common.Hash]*rpcReceipt
 		if useBlock {
 			if blockRcs[i].Null {
