@@ -135,13 +135,14 @@ func (r *RangeSizer) Success(blocks uint64, logs int, took time.Duration) {
 	r.grew = r.sizeLocked() > was
 }
 
-// Growing reports whether the size may still grow on the next answer: none yet, or the last
-// one grew it. Ranges sized meanwhile would take the old size: a caller with ranges in flight
-// does better to wait for their answers first.
+// Growing reports whether the size may still grow fast on the next answer: none yet, or the
+// last one grew it and the provider never refused a range (after a refusal it grows by 2x
+// steps, and waiting would only serialise the ranges). Ranges sized meanwhile would take the
+// old size: a caller with ranges in flight does better to wait for their answers first.
 func (r *RangeSizer) Growing() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.successes == 0 || (r.grew && r.sizeLocked() < r.cfg.Max)
+	return r.successes == 0 || (r.grew && r.failures == 0 && r.sizeLocked() < r.cfg.Max)
 }
 
 // Failure reports that [from, to] failed. For a *RangeTooLargeError it shrinks and returns the
