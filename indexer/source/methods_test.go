@@ -233,6 +233,40 @@ func TestTxsBatchEqualsPerTx(t *testing.T) {
 			t.Fatalf("support %q", st.BlockReceipts)
 		}
 	})
+	t.Run("a small share of a block by transaction, one batch", func(t *testing.T) {
+		p, err := rpcproxy.New(c.HTTPURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		// Each block said to hold at least twice the wanted transactions (a busy chain's):
+		// their receipts one by one, never the blocks', even though the endpoint has them; all
+		// in as few batches as BatchSize allows.
+		s := newSource(t, Config{Endpoints: []Endpoint{{HTTPURL: p.URL()}}}, nil)
+		busy := make([]TxRequest, len(reqs))
+		elems := 0
+		for i, r := range reqs {
+			busy[i] = TxRequest{Block: r.Block, Hashes: r.Hashes, MinBlockTxs: 2 * len(r.Hashes)}
+			elems += 2 * len(r.Hashes)
+		}
+		p.SetProvider(rpcproxy.Provider{}) // counts requests
+		got, st, err := s.TxsManyStats(ctx, busy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		requests := p.Usage().Requests
+		check(t, got)
+		if p.Calls("eth_getBlockReceipts") != 0 || p.Calls("eth_getTransactionReceipt") != len(all) {
+			t.Fatalf("block receipts %d, receipts %d: want 0 and %d", p.Calls("eth_getBlockReceipts"), p.Calls("eth_getTransactionReceipt"), len(all))
+		}
+		// One more for a health poll of the source that may fall in between.
+		if want := (elems + 99) / 100; requests > int64(want)+1 {
+			t.Fatalf("%d requests for %d calls: want %d batches of 100", requests, elems, want)
+		}
+		if st.Blocks != len(busy) || st.Wanted != len(all) || st.BlockTxs != 2*len(all) {
+			t.Fatalf("stats %+v: want %d blocks of at least %d transactions, %d wanted", st, len(busy), 2*len(all), len(all))
+		}
+	})
 	t.Run("tx mode, with indexing-in-progress answers", func(t *testing.T) {
 		p, err := rpcproxy.New(c.HTTPURL)
 		if err != nil {
