@@ -229,7 +229,8 @@ type rangeFetch struct {
 	merged bool // wide by one unfiltered eth_getLogs (topicMode observes how that went)
 	// contents are the range's blocks from their receipts, in receipts mode.
 	contents []source.BlockContent
-	// fetching is how long the node worked on eth_getLogs, for the range sizer.
+	// fetching is how long the node worked on one eth_getLogs answer (the longest), for the
+	// range sizer.
 	fetching time.Duration
 	// answerLogs is the most logs one eth_getLogs answer held (the sizer's target is per
 	// answer: the fixed contracts' logs and the data sources' come in separate answers); 0

@@ -59,7 +59,8 @@ func (fl *Follower) appendSourceLogs(ctx context.Context, st *chainState, j *ran
 	if err != nil {
 		return nil, err
 	}
-	f.fetching += time.Since(t0)
+	// Per answer, like the logs: the data sources' answer is a request of its own.
+	f.fetching = max(f.fetching, time.Since(t0))
 	f.answerLogs = max(f.answerLogs, len(more))
 	all = slices.Grow(all, len(more)) // the raw logs past all are spent
 	for i := range more {
