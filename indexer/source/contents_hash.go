@@ -63,32 +63,14 @@ func (s *Source) contentHashGroup(ctx context.Context, hashes []common.Hash, out
 }
 
 func (s *Source) contentHashBatch(ctx context.Context, ep *endpoint, hashes []common.Hash, out []BlockContent) error {
-	rcs := make([]receiptList, len(hashes))
-	blocks := make([]rpcBlockTxs, len(hashes))
-	elems := make([]batchElem, 0, 2*len(hashes))
+	ids := make([]any, len(hashes))
 	for i, h := range hashes {
-		rcs[i].WithLogs = true
-		blocks[i].WithInput = true // the mappings may need a call's arguments (event details)
-		elems = append(elems,
-			batchElem{Method: "eth_getBlockReceipts", Params: []any{h}, Result: &rcs[i]},
-			batchElem{Method: "eth_getBlockByHash", Params: []any{h, true}, Result: &blocks[i]})
+		ids[i] = h
 	}
-	if err := s.sendBatches(ctx, ep, elems); err != nil {
-		return err
-	}
-	for i, h := range hashes {
-		blk, list := &blocks[i], &rcs[i]
-		if blk.Null || list.Null {
-			return missing("block %s", h)
+	return s.blockContents(ctx, ep, "eth_getBlockByHash", ids, out, func(i int, blk *rpcBlockTxs) error {
+		if blk.Hash != hashes[i] {
+			return fmt.Errorf("%w: asked block %s, got %s", errBadResponse, hashes[i], blk.Hash)
 		}
-		if blk.Hash != h {
-			return fmt.Errorf("%w: asked block %s, got %s", errBadResponse, h, blk.Hash)
-		}
-		c, err := blockContent(blk, list)
-		if err != nil {
-			return err
-		}
-		out[i] = c
-	}
-	return nil
+		return nil
+	})
 }

@@ -581,28 +581,45 @@ func (s *Source) contentGroup(ctx context.Context, from, to uint64, out []BlockC
 }
 
 func (s *Source) contentBatch(ctx context.Context, ep *endpoint, from uint64, out []BlockContent) error {
-	rcs := make([]receiptList, len(out))
-	blocks := make([]rpcBlockTxs, len(out))
-	elems := make([]batchElem, 0, 2*len(out))
+	ids := make([]any, len(out))
 	for i := range out {
-		num := hexutil.Uint64(from + uint64(i))
+		ids[i] = hexutil.Uint64(from + uint64(i))
+	}
+	return s.blockContents(ctx, ep, "eth_getBlockByNumber", ids, out, func(i int, blk *rpcBlockTxs) error {
+		if num := from + uint64(i); blk.Number != num {
+			return fmt.Errorf("%w: asked block %d, got %d", errBadResponse, num, blk.Number)
+		}
+		return nil
+	})
+}
+
+// blockContents asks in one batch for the receipts and the block with its transactions of each
+// block that ids name (numbers for blockMethod eth_getBlockByNumber, hashes for
+// eth_getBlockByHash), checks with asked that each answer is the block asked for, and joins them.
+func (s *Source) blockContents(ctx context.Context, ep *endpoint, blockMethod string, ids []any, out []BlockContent, asked func(i int, blk *rpcBlockTxs) error) error {
+	rcs := make([]receiptList, len(ids))
+	blocks := make([]rpcBlockTxs, len(ids))
+	elems := make([]batchElem, 0, 2*len(ids))
+	for i, id := range ids {
 		rcs[i].WithLogs = true
 		blocks[i].WithInput = true // the mappings may need a call's arguments (event details)
 		elems = append(elems,
-			batchElem{Method: "eth_getBlockReceipts", Params: []any{num}, Result: &rcs[i]},
-			batchElem{Method: "eth_getBlockByNumber", Params: []any{num, true}, Result: &blocks[i]})
+			batchElem{Method: "eth_getBlockReceipts", Params: []any{id}, Result: &rcs[i]},
+			batchElem{Method: blockMethod, Params: []any{id, true}, Result: &blocks[i]})
 	}
 	if err := s.sendBatches(ctx, ep, elems); err != nil {
 		return err
 	}
-	for i := range out {
-		num := from + uint64(i)
+	for i, id := range ids {
 		blk, list := &blocks[i], &rcs[i]
 		if blk.Null || list.Null {
-			return missing("block %d", num)
+			if n, ok := id.(hexutil.Uint64); ok {
+				return missing("block %d", uint64(n))
+			}
+			return missing("block %v", id)
 		}
-		if blk.Number != num {
-			return fmt.Errorf("%w: asked block %d, got %d", errBadResponse, num, blk.Number)
+		if err := asked(i, blk); err != nil {
+			return err
 		}
 		c, err := blockContent(blk, list)
 		if err != nil {
