@@ -1,7 +1,6 @@
 package indexer_test
 
 import (
-	"strings"
 	"testing"
 	"time"
 
@@ -18,11 +17,7 @@ func TestWebSocketDrops(t *testing.T) {
 	c := startChain(t, devchain.Config{})
 	tr := devchain.NewTraffic(c, devchain.TrafficConfig{TxsPerBlock: 4}, quietLog())
 	steps(t, tr, 20)
-	tcp, err := rpcproxy.NewTCP(strings.TrimPrefix(c.WSURL, "ws://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tcp.Close()
+	tcp := wsProxy(t, c)
 	s := chainSetup(c, storetest.NewDB(t))
 	s.Endpoints = []source.Endpoint{{Name: "dev", HTTPURL: c.HTTPURL, WSURL: "ws://" + tcp.Addr()}}
 	s.Source.HeadTimeout = time.Second

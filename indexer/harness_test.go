@@ -20,6 +20,7 @@ import (
 	"github.com/echain/echain-indexer/indexer/echain"
 	"github.com/echain/echain-indexer/indexer/echain/echaintest"
 	"github.com/echain/echain-indexer/indexer/source"
+	"github.com/echain/echain-indexer/indexer/source/rpcproxy"
 	"github.com/echain/echain-indexer/internal/testwait"
 	"github.com/echain/echain-indexer/schema"
 	"github.com/echain/echain-indexer/store"
@@ -307,4 +308,27 @@ func labelsMatch(m *dto.Metric, want map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// wsProxy puts a TCP proxy in front of c's WebSocket endpoint, to cut, refuse or freeze its
+// connections; it closes when the test ends.
+func wsProxy(t testing.TB, c *devchain.Chain) *rpcproxy.TCPProxy {
+	t.Helper()
+	tcp, err := rpcproxy.NewTCP(strings.TrimPrefix(c.WSURL, "ws://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tcp.Close() })
+	return tcp
+}
+
+// httpProxy puts the JSON-RPC proxy in front of c's HTTP endpoint; it closes when the test ends.
+func httpProxy(t testing.TB, c *devchain.Chain) *rpcproxy.Proxy {
+	t.Helper()
+	proxy, err := rpcproxy.New(c.HTTPURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proxy.Close() })
+	return proxy
 }

@@ -2,7 +2,6 @@ package indexer_test
 
 import (
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -21,16 +20,7 @@ func TestThroughProvider(t *testing.T) {
 	c := startChain(t, devchain.Config{})
 	tr := devchain.NewTraffic(c, devchain.TrafficConfig{TxsPerBlock: 5}, quietLog())
 	steps(t, tr, 200)
-	proxy, err := rpcproxy.New(c.HTTPURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer proxy.Close()
-	tcp, err := rpcproxy.NewTCP(strings.TrimPrefix(c.WSURL, "ws://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tcp.Close()
+	proxy, tcp := httpProxy(t, c), wsProxy(t, c)
 	styles := []rpcproxy.HintStyle{rpcproxy.Chainstack, rpcproxy.QuickNode, rpcproxy.Alchemy, rpcproxy.Infura}
 	// Each style caps lower than the one before, so that the range the follower learned under
 	// one is refused again under the next.

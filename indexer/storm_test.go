@@ -32,16 +32,7 @@ func TestStormKeepsAPIUp(t *testing.T) {
 	c := startChain(t, devchain.Config{})
 	tr := devchain.NewTraffic(c, devchain.TrafficConfig{TxsPerBlock: 5}, quietLog())
 	steps(t, tr, 40)
-	proxy, err := rpcproxy.New(c.HTTPURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer proxy.Close()
-	tcp, err := rpcproxy.NewTCP(strings.TrimPrefix(c.WSURL, "ws://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tcp.Close()
+	proxy, tcp := httpProxy(t, c), wsProxy(t, c)
 	proxy.SetProvider(rpcproxy.Provider{Latency: 20 * time.Millisecond, Jitter: 10 * time.Millisecond, Seed: 7})
 
 	s := chainSetup(c, storetest.NewDB(t))
