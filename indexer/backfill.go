@@ -73,7 +73,8 @@ func (fl *Follower) backfill(ctx context.Context, st *chainState, to int64, serv
 		defer close(jobs)
 		prev := make(chan struct{})
 		close(prev)
-		prevSized := prev
+		prevSized, prevDone := prev, prev
+		probes := 0
 		for next := from; next <= to; {
 			select {
 			case slots <- struct{}{}:
@@ -90,6 +91,21 @@ func (fl *Follower) backfill(ctx context.Context, st *chainState, to int64, serv
 				}
 			}
 			end := int64(fl.sizer.Next(uint64(next), uint64(to)))
+			// Until auto has seen one range's transactions it cannot tell whether receipts pay:
+			// ranges fetched in flight meanwhile all take eth_getLogs, the dearer way on a chain
+			// that is mostly ours. So the first ranges are small and one at a time (a few, in
+			// case one is not observed).
+			if probes < decideProbes && fl.rcptMode.undecided() {
+				probes++
+				select {
+				case <-prevDone:
+				case <-ctx.Done():
+					return
+				}
+				if fl.rcptMode.undecided() {
+					end = min(end, next+decideBlocks-1)
+				}
+			}
 			j := &rangeJob{from: next, to: min(max(end, next), to), discovered: make(chan struct{}),
 				sized: make(chan struct{}), done: make(chan struct{})}
 			wg.Add(1)
@@ -97,7 +113,7 @@ func (fl *Follower) backfill(ctx context.Context, st *chainState, to int64, serv
 				defer wg.Done()
 				fl.runRange(ctx, st, j, prev)
 			}(j, prev)
-			prev, prevSized = j.discovered, j.sized
+			prev, prevSized, prevDone = j.discovered, j.sized, j.done
 			next = j.to + 1
 			select {
 			case jobs <- j:

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/echain/echain-indexer/devchain"
+	"github.com/echain/echain-indexer/indexer"
 	"github.com/echain/echain-indexer/indexer/source"
 	"github.com/echain/echain-indexer/indexer/source/rpcproxy"
 	"github.com/echain/echain-indexer/store/storetest"
@@ -90,6 +91,8 @@ func TestProviderFaults(t *testing.T) {
 	s.Config.FinalityDepth = 16
 	s.Config.BackfillMinBlocks = 20
 	s.Config.Range = source.RangeSizerConfig{Initial: 64, Max: 128}
+	// The refusals are eth_getLogs's: auto would read this dense chain from block receipts.
+	s.Config.BackfillLogSource = indexer.LogSourceLogs
 	in := startIndexer(t, s)
 
 	// Switch to refusals without a hint once the first part is done, and keep the chain moving.

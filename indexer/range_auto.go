@@ -12,6 +12,13 @@ import (
 // range in getLogs mode, for receiptsMode's estimate.
 const densitySample = 16
 
+// decideBlocks caps the size of the ranges fetched while auto has no observation yet, and
+// decideProbes how many of them are fetched one at a time for it.
+const (
+	decideBlocks = 32
+	decideProbes = 3
+)
+
 // observeDensity feeds receiptsMode with how much of the range's blocks the handled
 // transactions were.
 func (fl *Follower) observeDensity(ctx context.Context, j *rangeJob, contents []source.BlockContent, stats source.TxStats) {
@@ -130,6 +137,14 @@ func (m *receiptsMode) deciding() bool {
 	return m.setting == LogSourceAuto && !m.never
 }
 
+// undecided reports whether auto has not observed a range yet: its choice is still the
+// default, eth_getLogs, whatever the chain.
+func (m *receiptsMode) undecided() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.setting == LogSourceAuto && !m.never && m.ranges == 0
+}
+
 func (m *receiptsMode) use() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -167,7 +182,7 @@ func (m *receiptsMode) observe(log *slog.Logger, wanted, all float64) {
 	m.wanted = m.wanted*receiptsKeep + wanted
 	m.all = m.all*receiptsKeep + all
 	m.ranges++
-	if m.never || m.setting != LogSourceAuto || m.ranges < 2 || m.all <= 0 {
+	if m.never || m.setting != LogSourceAuto || m.all <= 0 {
 		return
 	}
 	share := m.wanted / m.all

@@ -71,3 +71,29 @@ func TestSampleQuietBlocks(t *testing.T) {
 		t.Errorf("range of busy blocks sampled %v", got)
 	}
 }
+
+// Auto is undecided until it has observed one range, and that range alone decides: the
+// backfill fetches its first ranges one at a time for it rather than reading a dense chain's
+// first ranges in flight by eth_getLogs. Forced settings and an endpoint without block
+// receipts have nothing to decide.
+func TestReceiptsModeDecidesOnFirstRange(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	dense := receiptsMode{setting: LogSourceAuto}
+	if !dense.undecided() || dense.use() {
+		t.Fatalf("fresh auto: undecided %v, receipts %v; want undecided on eth_getLogs", dense.undecided(), dense.use())
+	}
+	dense.observe(log, 1640, 1650)
+	if dense.undecided() || !dense.use() {
+		t.Fatalf("auto after a dense range: undecided %v, receipts %v; want decided on receipts", dense.undecided(), dense.use())
+	}
+	public := receiptsMode{setting: LogSourceAuto}
+	public.observe(log, 4, 9800)
+	if public.undecided() || public.use() {
+		t.Fatalf("auto after a public chain's range: undecided %v, receipts %v; want decided on eth_getLogs", public.undecided(), public.use())
+	}
+	for _, m := range []*receiptsMode{{setting: LogSourceLogs}, {setting: LogSourceReceipts}, {setting: LogSourceAuto, never: true}} {
+		if m.undecided() {
+			t.Errorf("setting %s (never %v) is undecided: want nothing to decide", m.setting, m.never)
+		}
+	}
+}
