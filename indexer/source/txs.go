@@ -533,12 +533,21 @@ func (s *Source) BlockContents(ctx context.Context, from, to uint64) ([]BlockCon
 	if s.cfg.Receipts == ReceiptsTx {
 		return nil, ErrReceiptsUnsupported
 	}
-	// About 20 blocks per batch, like the receipts groups of TxsMany.
+	ids := make([]any, to-from+1)
+	for i := range ids {
+		ids[i] = hexutil.Uint64(from + uint64(i))
+	}
+	return s.contents(ctx, ids)
+}
+
+// contents reads the blocks that ids name, all by number (hexutil.Uint64) or all by hash
+// (common.Hash), in the order given, about 20 blocks per batch like the receipts groups of
+// TxsMany.
+func (s *Source) contents(ctx context.Context, ids []any) ([]BlockContent, error) {
 	const blocksPerBatch = 20
-	n := int(to - from + 1)
-	out := make([]BlockContent, n)
-	err := s.parallel(ctx, n, blocksPerBatch, func(ctx context.Context, lo, hi int) error {
-		return s.contentGroup(ctx, from+uint64(lo), from+uint64(hi-1), out[lo:hi])
+	out := make([]BlockContent, len(ids))
+	err := s.parallel(ctx, len(ids), blocksPerBatch, func(ctx context.Context, lo, hi int) error {
+		return s.contentGroup(ctx, ids[lo:hi], out[lo:hi])
 	})
 	if err != nil {
 		return nil, err
@@ -546,14 +555,18 @@ func (s *Source) BlockContents(ctx context.Context, from, to uint64) ([]BlockCon
 	return out, nil
 }
 
-// contentGroup fills out with blocks from..to, halving the group when the node finds the
+// contentGroup fills out with the blocks ids name, halving the group when the node finds the
 // answer too large.
-func (s *Source) contentGroup(ctx context.Context, from, to uint64, out []BlockContent) error {
-	err := s.do(ctx, "blocks[batch]", to, 0, func(ctx context.Context, ep *endpoint) error {
+func (s *Source) contentGroup(ctx context.Context, ids []any, out []BlockContent) error {
+	var atLeast uint64 // blocks asked by number: only endpoints whose head reached the last one
+	if n, ok := ids[len(ids)-1].(hexutil.Uint64); ok {
+		atLeast = uint64(n)
+	}
+	err := s.do(ctx, "blocks[batch]", atLeast, 0, func(ctx context.Context, ep *endpoint) error {
 		if s.cfg.Receipts == ReceiptsAuto && ep.receiptsSupport() < 0 {
 			return ErrReceiptsUnsupported
 		}
-		err := s.contentBatch(ctx, ep, from, out)
+		err := s.contentBatch(ctx, ep, ids, out)
 		var re *RPCError
 		switch {
 		case errors.As(err, &re) && isUnsupported(re):
@@ -563,40 +576,30 @@ func (s *Source) contentGroup(ctx context.Context, from, to uint64, out []BlockC
 			return fmt.Errorf("%w: %w", ErrReceiptsUnsupported, err)
 		case err == nil:
 			ep.setReceiptsSupport(1)
-			s.observeHead(ep, to, false)
+			s.observeHead(ep, out[len(out)-1].Number, false)
 		}
 		return err
 	})
 	if err == nil {
 		return nil
 	}
-	if kind, _, _ := classify(err); kind == kindTooLarge && to > from {
-		mid := from + (to-from)/2
-		if err := s.contentGroup(ctx, from, mid, out[:mid-from+1]); err != nil {
+	if kind, _, _ := classify(err); kind == kindTooLarge && len(ids) > 1 {
+		mid := len(ids) / 2
+		if err := s.contentGroup(ctx, ids[:mid], out[:mid]); err != nil {
 			return err
 		}
-		return s.contentGroup(ctx, mid+1, to, out[mid-from+1:])
+		return s.contentGroup(ctx, ids[mid:], out[mid:])
 	}
 	return err
 }
 
-func (s *Source) contentBatch(ctx context.Context, ep *endpoint, from uint64, out []BlockContent) error {
-	ids := make([]any, len(out))
-	for i := range out {
-		ids[i] = hexutil.Uint64(from + uint64(i))
+// contentBatch asks in one batch for the receipts and the block with its transactions of each
+// block that ids name, checks that each answer is the block asked for, and joins them.
+func (s *Source) contentBatch(ctx context.Context, ep *endpoint, ids []any, out []BlockContent) error {
+	blockMethod := "eth_getBlockByNumber"
+	if _, byHash := ids[0].(common.Hash); byHash {
+		blockMethod = "eth_getBlockByHash"
 	}
-	return s.blockContents(ctx, ep, "eth_getBlockByNumber", ids, out, func(i int, blk *rpcBlockTxs) error {
-		if num := from + uint64(i); blk.Number != num {
-			return fmt.Errorf("%w: asked block %d, got %d", errBadResponse, num, blk.Number)
-		}
-		return nil
-	})
-}
-
-// blockContents asks in one batch for the receipts and the block with its transactions of each
-// block that ids name (numbers for blockMethod eth_getBlockByNumber, hashes for
-// eth_getBlockByHash), checks with asked that each answer is the block asked for, and joins them.
-func (s *Source) blockContents(ctx context.Context, ep *endpoint, blockMethod string, ids []any, out []BlockContent, asked func(i int, blk *rpcBlockTxs) error) error {
 	rcs := make([]receiptList, len(ids))
 	blocks := make([]rpcBlockTxs, len(ids))
 	elems := make([]batchElem, 0, 2*len(ids))
@@ -612,14 +615,21 @@ func (s *Source) blockContents(ctx context.Context, ep *endpoint, blockMethod st
 	}
 	for i, id := range ids {
 		blk, list := &blocks[i], &rcs[i]
-		if blk.Null || list.Null {
-			if n, ok := id.(hexutil.Uint64); ok {
-				return missing("block %d", uint64(n))
+		switch id := id.(type) {
+		case hexutil.Uint64:
+			if blk.Null || list.Null {
+				return missing("block %d", uint64(id))
 			}
-			return missing("block %v", id)
-		}
-		if err := asked(i, blk); err != nil {
-			return err
+			if blk.Number != uint64(id) {
+				return fmt.Errorf("%w: asked block %d, got %d", errBadResponse, uint64(id), blk.Number)
+			}
+		case common.Hash:
+			if blk.Null || list.Null {
+				return missing("block %s", id)
+			}
+			if blk.Hash != id {
+				return fmt.Errorf("%w: asked block %s, got %s", errBadResponse, id, blk.Hash)
+			}
 		}
 		c, err := blockContent(blk, list)
 		if err != nil {
