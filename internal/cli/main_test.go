@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/echain/echain-indexer/devchain"
 	"github.com/echain/echain-indexer/internal/cli/clitest"
 	"github.com/echain/echain-indexer/store"
 	"github.com/echain/echain-indexer/store/storetest"
@@ -151,4 +152,16 @@ func liveOf(url string) (*liveStatus, error) {
 	}
 	var l liveStatus
 	return &l, json.Unmarshal(body, &l)
+}
+
+// stepper returns step(n), which seals n blocks of traffic or fails the test.
+func stepper(ctx context.Context, t *testing.T, traffic *devchain.Traffic) func(n int) {
+	return func(n int) {
+		t.Helper()
+		for range n {
+			if _, err := traffic.Step(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 }

@@ -58,14 +58,7 @@ func TestOperations(t *testing.T) {
 	}
 	defer chain.Close()
 	traffic := devchain.NewTraffic(chain, devchain.TrafficConfig{TxsPerBlock: 6}, log)
-	step := func(n int) {
-		t.Helper()
-		for i := 0; i < n; i++ {
-			if _, err := traffic.Step(ctx); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	step := stepper(ctx, t, traffic)
 	built := time.Now()
 	step(250)
 	t.Logf("dev chain: 250 blocks of traffic in %s", time.Since(built).Round(time.Millisecond))

@@ -32,14 +32,7 @@ func TestReadyzWithoutTheNode(t *testing.T) {
 	}
 	defer fresh.Close()
 	traffic := devchain.NewTraffic(chain, devchain.TrafficConfig{TxsPerBlock: 3}, log)
-	step := func(n int) {
-		t.Helper()
-		for i := 0; i < n; i++ {
-			if _, err := traffic.Step(ctx); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	step := stepper(ctx, t, traffic)
 	step(40)
 	host := strings.TrimPrefix(chain.HTTPURL, "http://")
 	proxy, err := rpcproxy.NewTCP(host)

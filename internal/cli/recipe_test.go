@@ -82,14 +82,7 @@ func TestREADMEBaseSepoliaRecipe(t *testing.T) {
 	}
 	defer chain.Close()
 	traffic := devchain.NewTraffic(chain, devchain.TrafficConfig{TxsPerBlock: 4}, log)
-	step := func(n int) {
-		t.Helper()
-		for i := 0; i < n; i++ {
-			if _, err := traffic.Step(ctx); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	step := stepper(ctx, t, traffic)
 	step(30)
 
 	placeholders := map[string]string{

@@ -64,14 +64,7 @@ func TestReplicas(t *testing.T) {
 	}
 	defer chain.Close()
 	traffic := devchain.NewTraffic(chain, devchain.TrafficConfig{TxsPerBlock: 4}, log)
-	step := func(n int) {
-		t.Helper()
-		for range n {
-			if _, err := traffic.Step(ctx); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	step := stepper(ctx, t, traffic)
 	step(20)
 	chainHead := func() int64 { return chain.Head().Number.Int64() }
 	env := func(db, apiAddr, metAddr string, extra ...string) []string {
