@@ -262,3 +262,16 @@ func (c *Chain) ExportForGeth(dir string) (genesis, blocks string, err error) {
 	}
 	return genesis, blocks, nil
 }
+
+// BenchCacheDir is where benchmarks keep the histories they build: $ECHAIN_BENCH_CACHE, else
+// echain-indexer-bench in the temporary directory. It is created if missing.
+func BenchCacheDir() (string, error) {
+	dir := os.Getenv("ECHAIN_BENCH_CACHE")
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "echain-indexer-bench")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("bench cache: %w", err)
+	}
+	return dir, nil
+}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -33,11 +32,8 @@ func benchHistory(b *testing.B, defaultBlocks int) *devchain.Chain {
 	if v, err := strconv.Atoi(os.Getenv("ECHAIN_BENCH_BLOCKS")); err == nil && v > 0 {
 		blocks = v
 	}
-	cache := os.Getenv("ECHAIN_BENCH_CACHE")
-	if cache == "" {
-		cache = filepath.Join(os.TempDir(), "echain-indexer-bench")
-	}
-	if err := os.MkdirAll(cache, 0o755); err != nil {
+	cache, err := devchain.BenchCacheDir()
+	if err != nil {
 		b.Fatal(err)
 	}
 	// On disk: the in-memory node's freezer would spend ~12 s of CPU about a minute after the

@@ -3,7 +3,6 @@ package indexer_test
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 
@@ -22,11 +21,8 @@ func BenchmarkBusyBackfill(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("ECHAIN_BUSY_BLOCKS")); err == nil && v > 0 {
 		blocks = v
 	}
-	cache := os.Getenv("ECHAIN_BENCH_CACHE")
-	if cache == "" {
-		cache = filepath.Join(os.TempDir(), "echain-indexer-bench")
-	}
-	if err := os.MkdirAll(cache, 0o755); err != nil {
+	cache, err := devchain.BenchCacheDir()
+	if err != nil {
 		b.Fatal(err)
 	}
 	// A provider's node keeps a log index: without one, eth_getLogs scans every block's bloom,

@@ -3,7 +3,6 @@ package source
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -23,11 +22,8 @@ func benchChain(b *testing.B, cfg Config) (*devchain.Chain, *Source) {
 	if v, err := strconv.Atoi(os.Getenv("ECHAIN_BENCH_BLOCKS")); err == nil && v > 0 {
 		blocks = v
 	}
-	cache := os.Getenv("ECHAIN_BENCH_CACHE")
-	if cache == "" {
-		cache = filepath.Join(os.TempDir(), "echain-indexer-bench")
-	}
-	if err := os.MkdirAll(cache, 0o755); err != nil {
+	cache, err := devchain.BenchCacheDir()
+	if err != nil {
 		b.Fatal(err)
 	}
 	c, err := devchain.StartWithHistory(context.Background(), devchain.Config{MetadataAddr: "off"},
