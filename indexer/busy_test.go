@@ -72,8 +72,10 @@ func backfillBusy(t *testing.T, unrelated int) busyRun {
 func TestBusyBackfillThroughProvider(t *testing.T) {
 	quiet := backfillBusy(t, 2)
 	busy := backfillBusy(t, 40)
-	// One request in ten of slack: range sizing reacts to timings on a shared machine.
-	if q, b := quiet.perK(quiet.use.Requests), busy.perK(busy.use.Requests); b > q*1.1+1 {
+	// Slack of a tenth, and at least 3 requests: range sizing and the head's catch-up react to
+	// timings on a shared machine (seen: 14 requests against 16). Growth with the unrelated
+	// traffic would be per block, and there are 150 of them.
+	if q, b := quiet.perK(quiet.use.Requests), busy.perK(busy.use.Requests); b > max(q*1.1, quiet.perK(quiet.use.Requests+3)) {
 		t.Errorf("requests per 1,000 Echain logs grew with the unrelated traffic: %.1f with 2 transfers per block, %.1f with 40", q, b)
 	}
 	// What is downloaded does not grow with it either: receipts of unrelated transactions are
