@@ -391,6 +391,33 @@ func TestPrebuiltHistoryCache(t *testing.T) {
 	}
 }
 
+// A history built for a node with a log index is built without one and imported into a node
+// that has it: the chain handed back indexes the whole history, on disk in the configured
+// datadir, and the build's own datadir is gone.
+func TestPrebuiltHistoryIndexedAfterBuild(t *testing.T) {
+	ctx := context.Background()
+	data := t.TempDir()
+	h := HistoryConfig{Blocks: 20, TxsPerBlock: 8, CacheDir: t.TempDir()}
+	c, err := StartWithHistory(ctx, Config{DataDir: data, LogIndex: true}, h, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if n := c.Head().Number.Uint64(); n != 22 { // the import seals one block on top
+		t.Fatalf("head %d after build and import, want 22", n)
+	}
+	if err := c.WaitLogIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	logs := must[[]types.Log](t)(c.Client().FilterLogs(ctx, ethereum.FilterQuery{FromBlock: big.NewInt(0), ToBlock: big.NewInt(21)}))
+	if len(logs) < 20*8 {
+		t.Errorf("only %d logs through the log index in 20 dense blocks", len(logs))
+	}
+	if left := must[[]string](t)(filepath.Glob(filepath.Join(data, "build-*"))); len(left) != 0 {
+		t.Errorf("the build's datadir is left: %v", left)
+	}
+}
+
 func TestRunPrintsAndStops(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
