@@ -3,8 +3,12 @@ pragma solidity 0.8.37;
 
 /// @notice A minimal contract account for the dev chain: its owner makes it call any contract.
 /// Calls made through it (createEvent, purchaseTicket, ...) have the wallet as msg.sender and
-/// top-level calldata that is `execute(...)`, not the inner call, so an indexer must read
-/// values from contract state or logs rather than from the transaction's input.
+/// top-level calldata that is `execute(target, value, data)` (Coinbase Smart Wallet's selector),
+/// not the inner call. An indexer may decode the inner call from that input only where the logs
+/// prove it is what ran (the mappings' event details: the target is the factory, the organizer
+/// is this wallet, the EventCreated logs match the decoded createEvent calls one to one); a
+/// wallet that wraps calls any other way (nested, batched) leaves contract state or logs as the
+/// only source.
 contract SmartWallet {
     error NotOwner(address account);
 

@@ -259,17 +259,23 @@ func (c *Chain) UseReferralCode(ctx context.Context, invitee Account, code commo
 // DeployWallet deploys a SmartWallet owned by owner (sent by owner) and returns the transaction
 // hash and the wallet's address.
 func (c *Chain) DeployWallet(ctx context.Context, owner Account) (common.Hash, common.Address, error) {
-	code, err := c.contract.creation("SmartWallet", owner.Address)
+	return c.DeployWalletFor(ctx, owner, owner.Address)
+}
+
+// DeployWalletFor deploys, sent by from, a SmartWallet owned by owner: another wallet, for
+// nested accounts.
+func (c *Chain) DeployWalletFor(ctx context.Context, from Account, owner common.Address) (common.Hash, common.Address, error) {
+	code, err := c.contract.creation("SmartWallet", owner)
 	if err != nil {
 		return common.Hash{}, common.Address{}, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	tx, err := c.sendLocked(ctx, owner, nil, nil, code, gasWallet)
+	tx, err := c.sendLocked(ctx, from, nil, nil, code, gasWallet)
 	if err != nil {
 		return common.Hash{}, common.Address{}, err
 	}
-	return tx.Hash(), crypto.CreateAddress(owner.Address, tx.Nonce()), nil
+	return tx.Hash(), crypto.CreateAddress(from.Address, tx.Nonce()), nil
 }
 
 // Execute makes wallet call target with value (sent along with the transaction) and data.
@@ -295,6 +301,19 @@ func (c *Chain) VerifyOrganizerVia(ctx context.Context, owner Account, wallet co
 // input is execute(...), so the event's values are only in the factory's state and logs.
 func (c *Chain) CreateEventVia(ctx context.Context, owner Account, wallet common.Address, p EventParams) (common.Hash, error) {
 	return c.submit(ctx, c.reqVia(owner, wallet, c.reqCreateEvent(Account{Address: wallet}, p)))
+}
+
+// VerifyOrganizerNested makes wallet inner, owned by wallet outer (owned by owner), verify
+// itself: owner calls outer's execute, which calls inner's.
+func (c *Chain) VerifyOrganizerNested(ctx context.Context, owner Account, outer, inner common.Address) (common.Hash, error) {
+	return c.submit(ctx, c.reqVia(owner, outer, c.reqVia(Account{Address: outer}, inner, c.reqVerify(Account{Address: inner}))))
+}
+
+// CreateEventNested makes wallet inner (a verified organiser), owned by wallet outer (owned by
+// owner), create an event: the transaction's top-level call is outer's execute of inner's, so
+// its calldata does not call the factory.
+func (c *Chain) CreateEventNested(ctx context.Context, owner Account, outer, inner common.Address, p EventParams) (common.Hash, error) {
+	return c.submit(ctx, c.reqVia(owner, outer, c.reqVia(Account{Address: outer}, inner, c.reqCreateEvent(Account{Address: inner}, p))))
 }
 
 // SendETH sends plain value (no logs): filler for blocks that must differ.

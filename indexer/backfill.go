@@ -334,14 +334,9 @@ func (fl *Follower) keepTemplate(st *chainState, lg *types.Log) (bool, error) {
 }
 
 // finishRange groups the range's handled logs into blocks, checks the last against its header
-// and fetches the transactions while Prepare runs.
+// and fetches the transactions, then runs Prepare.
 func (fl *Follower) finishRange(ctx context.Context, st *chainState, j *rangeJob, all []types.Log, contents []source.BlockContent) error {
 	j.blocks = groupBlocks(all, st)
-	if contents != nil {
-		for _, blk := range j.blocks {
-			blk.Known = contents[blk.Ptr.Number-j.from].Txs
-		}
-	}
 	head, err := fl.header(ctx, big.NewInt(j.to))
 	if err != nil {
 		return fmt.Errorf("header %d: %w", j.to, err)
@@ -356,28 +351,22 @@ func (fl *Follower) finishRange(ctx context.Context, st *chainState, j *rangeJob
 		}
 		j.blocks[n-1].Ptr = j.head
 	}
-	// Transactions and Prepare's calls are independent requests: overlap them.
+	// Prepare reads the transactions (calldata names nearly every new event's details), so it
+	// follows their fetch rather than asking the node for them again.
 	t0 := time.Now()
-	txErr := make(chan error, 1)
-	go func() {
-		stats, err := fl.fetchTxs(ctx, j.blocks, j.known)
-		j.txsTook = time.Since(t0)
-		if err == nil {
-			fl.observeDensity(ctx, j, contents, stats)
-		}
-		txErr <- err
-	}()
-	var prepErr error
-	if len(j.blocks) > 0 {
-		prepErr = fl.handler.Prepare(ctx, j.blocks)
-	}
-	j.prepareTook = time.Since(t0)
-	if err := <-txErr; err != nil {
+	stats, err := fl.fetchTxs(ctx, j.blocks, j.known)
+	j.txsTook = time.Since(t0)
+	if err != nil {
 		return err
 	}
-	if prepErr != nil {
-		return fmt.Errorf("prepare: %w", prepErr)
+	fl.observeDensity(ctx, j, contents, stats)
+	t1 := time.Now()
+	if len(j.blocks) > 0 {
+		if err := fl.handler.Prepare(ctx, j.blocks); err != nil {
+			return fmt.Errorf("prepare: %w", err)
+		}
 	}
+	j.prepareTook = time.Since(t1)
 	return nil
 }
 

@@ -13,12 +13,10 @@ import (
 // Block is one block as the follower hands it to the mappings.
 type Block struct {
 	Ptr  store.BlockPtr
-	Logs []types.Log         // the handled logs of the block in logIndex order; none removed
-	Txs  map[common.Hash]*Tx // every transaction that emitted one of Logs
-	// Known are the block's transactions the follower held before Prepare, calldata included
-	// (blocks read from block receipts: a backfill range, or head blocks); nil otherwise.
-	// Prepare may read it.
-	Known map[common.Hash]*Tx
+	Logs []types.Log // the handled logs of the block in logIndex order; none removed
+	// Txs are every transaction that emitted one of Logs, calldata included, filled before
+	// Prepare.
+	Txs map[common.Hash]*Tx
 	// Sources are the template instances (data sources learned by Discover) that emitted Logs,
 	// by address: how a clone's log finds its event.
 	Sources map[common.Address]store.DataSource
@@ -61,8 +59,9 @@ type Handler interface {
 	Discover(log *types.Log) []store.DataSource
 	// Prepare fetches what Apply needs beyond logs and transactions (contract calls; nothing
 	// that may hang, see LateWriter) for blocks about to be applied, into Block.Extra. It may
-	// run concurrently for different ranges, and while the follower fills Block.Txs of the same
-	// blocks (so it must not read Txs, only Known); it must not write entities.
+	// run concurrently for different ranges; it runs after the follower filled Block.Txs, so it
+	// reads the transactions there rather than asking the node again; it must not write
+	// entities.
 	Prepare(ctx context.Context, blocks []*Block) error
 	// Apply runs one block's logs through the mappings, in log order.
 	Apply(ctx context.Context, blk *Block, b Batch) error

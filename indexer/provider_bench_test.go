@@ -11,7 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common"
+
 	"github.com/echain/echain-indexer/devchain"
+	"github.com/echain/echain-indexer/indexer/echain"
 	"github.com/echain/echain-indexer/indexer/echain/echaintest"
 	"github.com/echain/echain-indexer/indexer/source"
 	"github.com/echain/echain-indexer/indexer/source/rpcproxy"
@@ -100,15 +103,27 @@ func backfillThroughProvider(b *testing.B, c *devchain.Chain) {
 // rule of a busy chain forbids (receipts of unrelated transactions): per block, its receipts
 // and body (2 calls) where the handled transactions are most of it, else each one's receipt
 // and transaction (2 calls each); and the event-details calls that calldata cannot replace,
-// one per event created by a transaction not sent to the factory (a smart wallet's). The block
-// sizes are read from the node directly, not through the proxy.
+// one per event created by a transaction whose calldata names no createEvent call to the
+// factory (echain.CalldataCreates: neither a direct call nor a smart wallet's execute of one).
+// The block sizes and calldata are read from the node directly, not through the proxy.
 func idealTxCalls(b *testing.B, c *devchain.Chain, st echaintest.State) (elems, indirect float64) {
 	ctx := context.Background()
-	factory := strings.ToLower(c.Addresses.EventFactory.Hex())
+	factory := c.Addresses.EventFactory
 	perBlock := map[string]int{}
-	for _, tx := range st["Transaction"] {
+	for id, tx := range st["Transaction"] {
 		perBlock[fmt.Sprint(tx["blockNumber"])]++
-		if tx["transactionType"] == "event_created" && strings.ToLower(fmt.Sprint(tx["to"])) != factory {
+		if tx["transactionType"] != "event_created" || strings.EqualFold(fmt.Sprint(tx["to"]), factory.Hex()) {
+			continue
+		}
+		t, _, err := c.Client().TransactionByHash(ctx, common.HexToHash(id))
+		if err != nil {
+			b.Fatalf("transaction %s: %v", id, err)
+		}
+		n, err := echain.CalldataCreates(factory, t.To(), t.Data())
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n == 0 {
 			indirect++
 		}
 	}

@@ -189,7 +189,6 @@ func (fl *Follower) collect(ctx context.Context, st *chainState, target *types.H
 			blk.Ptr = ptr
 			withLogs = append(withLogs, blk)
 			if c != nil {
-				blk.Known = c.Txs
 				fromContents = append(fromContents, blk)
 			} else {
 				fromLogs = append(fromLogs, blk)

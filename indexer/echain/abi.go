@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"strings"
 
 	"github.com/ethereum/go-ethereum/accounts/abi"
 	"github.com/ethereum/go-ethereum/common"
@@ -25,7 +26,16 @@ type contractABIs struct {
 	rewardMinted, referralUsed                                                             *eventABI
 
 	createEvent, getEventDetails *abi.Method
+	// execute is a smart account's execute(address target, uint256 value, bytes data), as
+	// Coinbase Smart Wallet (and the dev chain's SmartWallet) declare it: events created through
+	// one carry the createEvent arguments inside its data.
+	execute *abi.Method
 }
+
+// executeABI is execute of a smart account; not an Echain contract, so not among abis.Echain.
+const executeABI = `[{"type":"function","name":"execute","stateMutability":"payable","inputs":[` +
+	`{"name":"target","type":"address"},{"name":"value","type":"uint256"},{"name":"data","type":"bytes"}],` +
+	`"outputs":[]}]`
 
 // eventABI is a handled event with its arguments split once into the topics' and the data's:
 // decode runs for every log.
@@ -155,6 +165,12 @@ func loadABIs() (*contractABIs, error) {
 			c.getEventDetails = &m
 		}
 	}
+	wallet, err := abi.JSON(strings.NewReader(executeABI))
+	if err != nil {
+		return nil, fmt.Errorf("smart account execute ABI: %w", err)
+	}
+	m := wallet.Methods["execute"]
+	c.execute = &m
 	return &c, nil
 }
 

@@ -1,6 +1,7 @@
 package echain
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
+	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/rpc"
 
 	"github.com/echain/echain-indexer/indexer/source"
@@ -51,7 +53,8 @@ type detailsRequest struct {
 	Block     uint64
 	BlockHash common.Hash
 	TxHash    common.Hash
-	Tx        *source.Tx // the transaction when the follower already holds it, else nil
+	Tx        *source.Tx // the transaction when the follower holds it, else nil
+	Log       *types.Log // the EventCreated
 }
 
 // factoryEvent mirrors IEventFactory.Event, the tuple getEventDetails returns.
@@ -108,12 +111,14 @@ func classifyCallError(err error) callKind {
 }
 
 // fetchDetails returns startTime, endTime and metadataURI of new events as the factory holds
-// them. When the creating transaction called the factory's createEvent directly (nearly every
-// event), its arguments are those values, so they are decoded from its calldata and the node
-// executes nothing. Else (a smart wallet, a multicall) getEventDetails is called at the creation
-// block; when the node no longer has that state, at the latest block (startTime and endTime
-// never change). Transient failures are returned so the caller retries; nothing here waits on
-// a node that will never answer.
+// them. When the creating transaction's calldata names the createEvent arguments (a direct call
+// to the factory, or a smart account's execute of one: nearly every event) and its logs agree
+// with them, those are the values, so the node executes nothing (detailsFromCalldata). Else (a
+// multicall, nested accounts) getEventDetails is called at the creation block; when the node no
+// longer has that state, at the latest block (startTime and endTime never change). Transient
+// failures are returned so the caller retries; nothing here waits on a node that will never
+// answer. The requests of one transaction must be adjacent and in log order, as Prepare lists
+// them; where they are not, the calldata does not match and the events are called for.
 func (h *Handler) fetchDetails(ctx context.Context, reqs []detailsRequest) (map[string]*eventDetails, error) {
 	out := make(map[string]*eventDetails, len(reqs))
 	if len(reqs) == 0 {
@@ -124,13 +129,20 @@ func (h *Handler) fetchDetails(ctx context.Context, reqs []detailsRequest) (map[
 		return nil, err
 	}
 	var rest []detailsRequest
-	for _, r := range reqs {
-		if d := h.detailsFromCalldata(calls[r.TxHash]); d != nil {
-			h.m.detailsCalldata.Inc()
-			out[r.EventID.String()] = d
-			continue
+	for lo := 0; lo < len(reqs); {
+		hi := lo + 1
+		for hi < len(reqs) && reqs[hi].TxHash == reqs[lo].TxHash {
+			hi++
 		}
-		rest = append(rest, r)
+		if ds := h.detailsFromCalldata(calls[reqs[lo].TxHash], reqs[lo:hi]); ds != nil {
+			h.m.detailsCalldata.Add(float64(len(ds)))
+			for i, d := range ds {
+				out[reqs[lo+i].EventID.String()] = d
+			}
+		} else {
+			rest = append(rest, reqs[lo:hi]...)
+		}
+		lo = hi
 	}
 	if len(rest) == 0 {
 		return out, nil
@@ -179,15 +191,16 @@ func (h *Handler) fetchDetails(ctx context.Context, reqs []detailsRequest) (map[
 	return out, nil
 }
 
-// txCall is what a transaction called: its recipient and calldata.
+// txCall is what a transaction called: its sender, recipient and calldata.
 type txCall struct {
+	From  common.Address  `json:"from"`
 	To    *common.Address `json:"to"`
 	Input hexutil.Bytes   `json:"input"`
 }
 
 // creatingCalls returns what the requests' transactions called, by transaction hash: from the
-// follower's transactions where it holds them with calldata (a backfill from block receipts),
-// else looked up, in JSON-RPC batches where the chain offers them. For the node a lookup is an
+// follower's transactions (Block.Txs, fetched before Prepare) where they carry calldata, else
+// looked up, in JSON-RPC batches where the chain offers them. For the node a lookup is an
 // index read; a getEventDetails call at the creation block executes against historical state.
 // A transaction the node does not know is left out (its event is then called for).
 func (h *Handler) creatingCalls(ctx context.Context, reqs []detailsRequest) (map[common.Hash]*txCall, error) {
@@ -198,7 +211,7 @@ func (h *Handler) creatingCalls(ctx context.Context, reqs []detailsRequest) (map
 			continue
 		}
 		if r.Tx != nil && r.Tx.Input != nil {
-			out[r.TxHash] = &txCall{To: r.Tx.To, Input: r.Tx.Input}
+			out[r.TxHash] = &txCall{From: r.Tx.From, To: r.Tx.To, Input: r.Tx.Input}
 			continue
 		}
 		out[r.TxHash] = nil
@@ -250,7 +263,7 @@ func (h *Handler) creatingCalls(ctx context.Context, reqs []detailsRequest) (map
 				return
 			}
 			mu.Lock()
-			out[hash] = &txCall{To: tx.To, Input: tx.Input}
+			out[hash] = &txCall{From: tx.From, To: tx.To, Input: tx.Input}
 			mu.Unlock()
 		}()
 	}
@@ -258,27 +271,105 @@ func (h *Handler) creatingCalls(ctx context.Context, reqs []detailsRequest) (map
 	return out, errors.Join(errs...)
 }
 
-// detailsFromCalldata decodes the createEvent arguments when the transaction called the factory
-// directly; nil when it did not (a smart wallet, a multisig) or is unknown.
-func (h *Handler) detailsFromCalldata(c *txCall) *eventDetails {
-	if c == nil || c.To == nil || *c.To != h.cfg.EventFactory.Address {
+// detailsFromCalldata returns the details of the events of one transaction (evs: its
+// EventCreated requests, all of them, in log order) decoded from its calldata, or nil when they
+// do not provably belong to those events. They do when the calldata is a createEvent call to
+// the factory, or a top-level execute(factory, value, createEvent(...)) of a smart account
+// (tx.to), and the events agree one to one: the organizer is the one whose call the calldata
+// is (the sender, or the account: it is msg.sender), and name, ticketPrice and maxTickets are
+// the call's. The transaction succeeded: a reverted one emits no EventCreated. Anything else
+// (a multicall, nested accounts, an account whose execute does not forward its data as is
+// and so creates other events) is called for instead.
+func (h *Handler) detailsFromCalldata(c *txCall, evs []detailsRequest) []*eventDetails {
+	if c == nil || c.To == nil || len(evs) == 0 {
 		return nil
 	}
-	data := c.Input
-	if len(data) < 4 || string(data[:4]) != string(h.abi.createEvent.ID) {
+	sender, calls := h.abi.calldataCreates(h.cfg.EventFactory.Address, c.From, *c.To, c.Input)
+	if len(calls) != len(evs) {
 		return nil
 	}
-	args, err := h.abi.createEvent.Inputs.Unpack(data[4:])
+	out := make([]*eventDetails, len(evs))
+	for i, r := range evs {
+		if r.Log == nil {
+			return nil
+		}
+		f := decode(h.abi.eventCreated, r.Log)
+		organizer, name, price, maxTickets := f.addr("organizer"), f.str("name"), f.big("ticketPrice"), f.big("maxTickets")
+		a := calls[i]
+		if f.err != nil || organizer != sender || name != a.name || price.Cmp(a.ticketPrice) != 0 || maxTickets.Cmp(a.maxTickets) != 0 {
+			return nil
+		}
+		out[i] = &eventDetails{StartTime: a.startTime, EndTime: a.endTime, MetadataURI: a.metadataURI}
+	}
+	return out
+}
+
+// createArgs are createEvent's arguments.
+type createArgs struct {
+	name, metadataURI                           string
+	ticketPrice, maxTickets, startTime, endTime *big.Int
+}
+
+// calldataCreates decodes the createEvent calls to factory that a transaction from `from` to
+// `to` with that input makes, and their msg.sender: a direct call (from), or a smart account's
+// execute whose target is the factory (the account, to). None otherwise.
+func (a *contractABIs) calldataCreates(factory, from, to common.Address, input []byte) (common.Address, []createArgs) {
+	if to == factory {
+		if c, ok := a.unpackCreateEvent(input); ok {
+			return from, []createArgs{c}
+		}
+		return common.Address{}, nil
+	}
+	if len(input) < 4 || !bytes.Equal(input[:4], a.execute.ID) {
+		return common.Address{}, nil
+	}
+	vals, err := a.execute.Inputs.Unpack(input[4:])
+	if err != nil || len(vals) != 3 {
+		return common.Address{}, nil
+	}
+	target, ok1 := vals[0].(common.Address)
+	data, ok2 := vals[2].([]byte)
+	if !ok1 || !ok2 || target != factory {
+		return common.Address{}, nil
+	}
+	if c, ok := a.unpackCreateEvent(data); ok {
+		return to, []createArgs{c}
+	}
+	return common.Address{}, nil
+}
+
+func (a *contractABIs) unpackCreateEvent(data []byte) (createArgs, bool) {
+	if len(data) < 4 || !bytes.Equal(data[:4], a.createEvent.ID) {
+		return createArgs{}, false
+	}
+	args, err := a.createEvent.Inputs.Unpack(data[4:])
 	if err != nil || len(args) != 6 {
-		return nil
+		return createArgs{}, false
 	}
-	uri, ok1 := args[1].(string)
-	start, ok2 := args[4].(*big.Int)
-	end, ok3 := args[5].(*big.Int)
-	if !ok1 || !ok2 || !ok3 {
-		return nil
+	var c createArgs
+	var ok [6]bool
+	c.name, ok[0] = args[0].(string)
+	c.metadataURI, ok[1] = args[1].(string)
+	c.ticketPrice, ok[2] = args[2].(*big.Int)
+	c.maxTickets, ok[3] = args[3].(*big.Int)
+	c.startTime, ok[4] = args[4].(*big.Int)
+	c.endTime, ok[5] = args[5].(*big.Int)
+	return c, ok == [6]bool{true, true, true, true, true, true}
+}
+
+// CalldataCreates returns how many events a transaction's calldata creates in a form the
+// mappings decode their details from (detailsFromCalldata), given that its logs agree: what a
+// benchmark's ideal need not count as getEventDetails calls.
+func CalldataCreates(factory common.Address, to *common.Address, input []byte) (int, error) {
+	a, err := loadABIs()
+	if err != nil {
+		return 0, err
 	}
-	return &eventDetails{StartTime: start, EndTime: end, MetadataURI: uri}
+	if to == nil {
+		return 0, nil
+	}
+	_, calls := a.calldataCreates(factory, common.Address{}, *to, input)
+	return len(calls), nil
 }
 
 // callDetails calls getEventDetails for each request at its creation block (atCreation) or at

@@ -178,7 +178,7 @@ func (h *Handler) Prepare(ctx context.Context, blocks []*indexer.Block) error {
 			if l.Removed || l.Address != h.cfg.EventFactory.Address || len(l.Topics) != 4 || l.Topics[0] != h.abi.eventCreated.ID {
 				continue
 			}
-			reqs = append(reqs, detailsRequest{EventID: new(big.Int).SetBytes(l.Topics[1][:]), Block: l.BlockNumber, BlockHash: l.BlockHash, TxHash: l.TxHash, Tx: blk.Known[l.TxHash]})
+			reqs = append(reqs, detailsRequest{EventID: new(big.Int).SetBytes(l.Topics[1][:]), Block: l.BlockNumber, BlockHash: l.BlockHash, TxHash: l.TxHash, Tx: blk.Txs[l.TxHash], Log: l})
 		}
 	}
 	start := time.Now()

@@ -60,8 +60,11 @@ type harnessOpts struct {
 	// Below metaWait, no fetch times out, so no host back-off makes a first fetch fail for
 	// documents the oracle counts as had.
 	hangDelay time.Duration
-	known     bool // hand Prepare the blocks' transactions with calldata, as a receipts backfill does
-	lateDocs  bool // do not wait for documents before applying: they arrive as later versions
+	// noCalldata hands Prepare the blocks' transactions without calldata (as a follower that
+	// lacks it would), so that it looks them up.
+	noCalldata bool
+	editTx     func(*indexer.Tx) // alters the transactions Prepare is handed: calldata that lies
+	lateDocs   bool              // do not wait for documents before applying: they arrive as later versions
 }
 
 // metadataConfig is the dev gateway's timing, which the oracle must share.
@@ -243,13 +246,13 @@ func (x *harness) indexErr() error {
 				if err != nil {
 					return err
 				}
-				blk.Txs[l.TxHash] = tx
-				if x.opts.known {
-					if blk.Known == nil {
-						blk.Known = map[common.Hash]*indexer.Tx{}
-					}
-					blk.Known[l.TxHash] = tx
+				if x.opts.noCalldata {
+					tx.Input = nil
 				}
+				if x.opts.editTx != nil {
+					x.opts.editTx(tx)
+				}
+				blk.Txs[l.TxHash] = tx
 			}
 		}
 		blocks = append(blocks, blk)

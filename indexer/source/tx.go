@@ -14,5 +14,5 @@ type Tx struct {
 	Value    *big.Int
 	GasUsed  uint64
 	GasPrice *big.Int // the receipt's effectiveGasPrice
-	Input    []byte   // the calldata, where the answer carried it (BlockContents); else nil
+	Input    []byte   // the calldata
 }

@@ -369,7 +369,9 @@ func (s *Source) txBatch(ctx context.Context, ep *endpoint, g []txUnit, useBlock
 			// The whole block's transactions: the node has the block cached from the receipts
 			// call (senders recovered), where each per-hash lookup decodes and recovers anew.
 			// Worth it when we need a good part of the block.
-			blocks[i] = new(rpcBlockTxs)
+			// With calldata, as eth_getTransactionByHash answers carry it: the mappings decode
+			// event details from it instead of asking the node again.
+			blocks[i] = &rpcBlockTxs{WithInput: true}
 			elems = append(elems, batchElem{Method: "eth_getBlockByHash", Params: []any{u.block, true}, Result: blocks[i]})
 			continue
 		}
