@@ -1,6 +1,7 @@
 package source
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"math/big"
@@ -149,7 +150,7 @@ func txsTruth(t *testing.T, c interface {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out[h] = &Tx{Hash: h, From: from, To: tx.To(), Value: tx.Value(), GasUsed: r.GasUsed, GasPrice: r.EffectiveGasPrice}
+		out[h] = &Tx{Hash: h, From: from, To: tx.To(), Value: tx.Value(), GasUsed: r.GasUsed, GasPrice: r.EffectiveGasPrice, Input: tx.Data()}
 	}
 	return out
 }
@@ -174,7 +175,8 @@ func TestTxsBatchEqualsPerTx(t *testing.T) {
 		}
 		for h, w := range truth {
 			g := got[h]
-			if g == nil || g.From != w.From || *g.To != *w.To || g.Value.Cmp(w.Value) != 0 || g.GasUsed != w.GasUsed || g.GasPrice.Cmp(w.GasPrice) != 0 {
+			if g == nil || g.From != w.From || *g.To != *w.To || g.Value.Cmp(w.Value) != 0 || g.GasUsed != w.GasUsed || g.GasPrice.Cmp(w.GasPrice) != 0 ||
+				!bytes.Equal(g.Input, w.Input) {
 				t.Fatalf("tx %s: got %+v, want %+v", h, g, w)
 			}
 		}
