@@ -9,7 +9,7 @@ BENCH     ?= .
 BENCHTIME ?= 1s
 TESTFLAGS ?=
 
-.PHONY: all build build-dev demo test check-generated vet fmt-check fmt unit bench contracts graphiql generate clean
+.PHONY: all build build-dev demo test check-generated vet fmt-check fmt unit bench bench-ponder contracts graphiql generate clean
 
 all: build
 
@@ -53,6 +53,12 @@ vet:
 
 bench:
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -benchmem -count=1 -timeout 60m $(PKGS)
+
+# BenchmarkBackfillGeth's archive run with the Ponder yardstick after the indexer (needs node and
+# npm: installs bench/ponder's locked dependencies first). See bench/ponder/README.md.
+bench-ponder:
+	cd bench/ponder && npm ci --no-audit --no-fund
+	ECHAIN_BENCH_PONDER=$(CURDIR)/bench/ponder $(GO) test -run '^$$' -bench 'BenchmarkBackfillGeth/archive' -benchtime 1x -count=1 -timeout 60m ./indexer/
 
 # Recompiles the dev-chain contracts with the pinned solc into abis/build/ (needs node and npm).
 contracts:

@@ -164,6 +164,19 @@ func BenchmarkBackfillGeth(b *testing.B) {
 				b.StartTimer()
 			}
 			b.Logf("geth %s, %d blocks, %d logs, %d transactions; machine shared, load %s", mode, head-addrs.StartBlock+1, chainLogs, chainTxs, loadavg())
+			var ponder *ponderRun
+			if dir := os.Getenv("ECHAIN_BENCH_PONDER"); dir != "" && mode == "archive" {
+				// The yardstick of issue 21, after the indexer on the same node: Ponder reads
+				// getEventDetails at historical blocks, which only archive mode serves.
+				chainID, err := rpcUint(node.url, "eth_chainId")
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				p := runPonder(b, dir, proxy, chainID, addrs, head)
+				b.StartTimer()
+				ponder = &p
+			}
 			b.Logf("indexer peak RSS %.0f MiB at the head, %.0f MiB with the query indexes built (%.1f s); PostgreSQL CPU %.2f s at the head, %.2f s with the indexes",
 				rss, rssIndexed, withIndexes, pgCPU, pgCPUIndexed)
 			var total, totalRows int64
@@ -196,6 +209,9 @@ func BenchmarkBackfillGeth(b *testing.B) {
 			b.ReportMetric(run.wall/logs.wall, "x-getLogs-walk-time")
 			b.ReportMetric(run.gethCPU/logs.gethCPU, "x-getLogs-walk-geth-cpu")
 			b.ReportMetric(float64(run.calls["eth_call"]), "eth_calls")
+			if ponder != nil {
+				reportPonder(b, *ponder, run.wall, run.selfCPU, rssIndexed, sizes)
+			}
 		})
 	}
 }
@@ -322,8 +338,11 @@ func importedDatadir(bin, mode, genesis string, head uint64, parent common.Hash)
 	return filepath.Join(filepath.Dir(filepath.Dir(bin)), "geth-datadirs", fmt.Sprintf("%s-%x", mode, h.Sum(nil)[:8])), nil
 }
 
-func blockNumber(u string) (uint64, error) {
-	resp, err := http.Post(u, "application/json", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}`))
+func blockNumber(u string) (uint64, error) { return rpcUint(u, "eth_blockNumber") }
+
+// rpcUint calls a JSON-RPC method without parameters that answers a hex quantity.
+func rpcUint(u, method string) (uint64, error) {
+	resp, err := http.Post(u, "application/json", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"`+method+`","params":[]}`))
 	if err != nil {
 		return 0, err
 	}
