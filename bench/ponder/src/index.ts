@@ -21,7 +21,7 @@ const lower = (a: string) => a.toLowerCase() as Hex;
 // The ABIs are the repository's JSON files (one copy), which TypeScript cannot narrow to event
 // names: handlers take their arguments untyped.
 type Handler = (a: { event: any; context: any }) => Promise<void>;
-const on = ponder.on as unknown as (name: string, fn: Handler) => void;
+const on = ponder.on.bind(ponder) as unknown as (name: string, fn: Handler) => void;
 
 // transactionType rows in SPEC.md's order: over a transaction's changing logs the first wins.
 const txTypes = [
