@@ -337,14 +337,21 @@ func (fl *Follower) keepTemplate(st *chainState, lg *types.Log) (bool, error) {
 // and fetches the transactions, then runs Prepare.
 func (fl *Follower) finishRange(ctx context.Context, st *chainState, j *rangeJob, all []types.Log, contents []source.BlockContent) error {
 	j.blocks = groupBlocks(all, st)
-	head, err := fl.header(ctx, big.NewInt(j.to))
-	if err != nil {
-		return fmt.Errorf("header %d: %w", j.to, err)
+	if n := len(contents); n > 0 && contents[n-1].Number == uint64(j.to) && contents[n-1].ParentHash != (common.Hash{}) {
+		// The range's last block came whole with its receipts: what its header would say is in
+		// hand, one request per range fewer (many small ranges while auto decides).
+		last := &contents[n-1]
+		j.head = store.BlockPtr{Number: j.to, Hash: last.Hash, ParentHash: last.ParentHash, Timestamp: int64(last.Timestamp)}
+	} else {
+		head, err := fl.header(ctx, big.NewInt(j.to))
+		if err != nil {
+			return fmt.Errorf("header %d: %w", j.to, err)
+		}
+		if head == nil {
+			return fmt.Errorf("node does not have block %d", j.to)
+		}
+		j.head = ptrOf(head)
 	}
-	if head == nil {
-		return fmt.Errorf("node does not have block %d", j.to)
-	}
-	j.head = ptrOf(head)
 	if n := len(j.blocks); n > 0 && j.blocks[n-1].Ptr.Number == j.to {
 		if j.blocks[n-1].Ptr.Hash != j.head.Hash {
 			return fmt.Errorf("logs of block %d name hash %s, its header %s: the range is not final", j.to, j.blocks[n-1].Ptr.Hash, j.head.Hash)

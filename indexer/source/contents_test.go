@@ -46,8 +46,9 @@ func TestBlockContentsEqualLogsAndTxs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if b.Number != hdr.Number.Uint64() || b.Hash != hdr.Hash() || b.Timestamp != hdr.Time {
-			t.Fatalf("block %d: got %d %s %d, header %d %s %d", i, b.Number, b.Hash, b.Timestamp, hdr.Number, hdr.Hash(), hdr.Time)
+		if b.Number != hdr.Number.Uint64() || b.Hash != hdr.Hash() || b.ParentHash != hdr.ParentHash || b.Timestamp != hdr.Time {
+			t.Fatalf("block %d: got %d %s (parent %s) %d, header %d %s (parent %s) %d", i, b.Number, b.Hash, b.ParentHash, b.Timestamp,
+				hdr.Number, hdr.Hash(), hdr.ParentHash, hdr.Time)
 		}
 		h := b.Hash
 		want, err := s.Logs(ctx, ethereum.FilterQuery{BlockHash: &h})

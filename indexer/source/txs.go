@@ -179,6 +179,7 @@ type rpcBlockTxs struct {
 	WithInput    bool // set before decoding: keep the transactions' calldata
 	Null         bool // the node does not have the block
 	Hash         common.Hash
+	ParentHash   common.Hash
 	Number       uint64
 	Timestamp    uint64
 	Transactions []rpcTx
@@ -201,6 +202,8 @@ func (b *rpcBlockTxs) scan(s *scanner) error {
 		case "number":
 			haveNumber = true
 			return s.optUint(&b.Number, "block number")
+		case "parentHash":
+			return s.hexInto(b.ParentHash[:], "block parentHash")
 		case "timestamp":
 			return s.optUint(&b.Timestamp, "block timestamp")
 		case "transactions":
@@ -513,11 +516,12 @@ var ErrReceiptsUnsupported = errors.New("eth_getBlockReceipts unavailable")
 // BlockContent is one block as eth_getBlockReceipts and eth_getBlockByNumber(n, true) report it:
 // every log and every transaction.
 type BlockContent struct {
-	Number    uint64
-	Hash      common.Hash
-	Timestamp uint64
-	Logs      []types.Log         // every log of the block, logIndex order, none removed
-	Txs       map[common.Hash]*Tx // every transaction of the block
+	Number     uint64
+	Hash       common.Hash
+	ParentHash common.Hash
+	Timestamp  uint64
+	Logs       []types.Log         // every log of the block, logIndex order, none removed
+	Txs        map[common.Hash]*Tx // every transaction of the block
 }
 
 // BlockContents returns blocks from..to with all their logs and transactions, in order: per
@@ -649,7 +653,7 @@ func blockContent(blk *rpcBlockTxs, list *receiptList) (BlockContent, error) {
 	if len(list.List) != len(blk.Transactions) {
 		return BlockContent{}, missing("block %d: %d receipts for %d transactions", num, len(list.List), len(blk.Transactions))
 	}
-	c := BlockContent{Number: num, Hash: blk.Hash, Timestamp: blk.Timestamp, Txs: make(map[common.Hash]*Tx, len(list.List))}
+	c := BlockContent{Number: num, Hash: blk.Hash, ParentHash: blk.ParentHash, Timestamp: blk.Timestamp, Txs: make(map[common.Hash]*Tx, len(list.List))}
 	var prev *types.Log
 	for k := range list.List {
 		rc, tx := &list.List[k], &blk.Transactions[k]
