@@ -18,7 +18,8 @@ type codec struct {
 	nullable bool
 	// normalize checks a non-null Row value and returns the value the store keeps: strings lose
 	// what PostgreSQL text cannot hold, decimals get their canonical text. It returns an error
-	// naming the expected Go type.
+	// naming the expected Go type. A value kept as it is comes back as the same interface: boxing
+	// a string or a []byte again allocates, and a backfill sets millions of them.
 	normalize func(v any) (any, error)
 	// appendBinary appends a normalized non-null value in COPY's binary format, length first.
 	appendBinary func(buf []byte, v any) ([]byte, error)
@@ -41,12 +42,12 @@ func newCodec(f *schema.Field) *codec {
 	switch f.Kind {
 	case schema.KindBytes:
 		one = conv{
-			norm: func(v any) (any, bool, error) { b, ok := v.([]byte); return b, ok, nil },
+			norm: func(v any) (any, bool, error) { _, ok := v.([]byte); return v, ok, nil },
 			dec:  func(v any) (any, error) { return typed[[]byte](v) },
 		}
 	case schema.KindBigInt:
 		one = conv{
-			norm: func(v any) (any, bool, error) { b, ok := v.(*big.Int); return b, ok, nil },
+			norm: func(v any) (any, bool, error) { _, ok := v.(*big.Int); return v, ok, nil },
 			dec:  decodeBigInt,
 		}
 	case schema.KindBigDecimal:
@@ -72,17 +73,17 @@ func newCodec(f *schema.Field) *codec {
 		}
 	case schema.KindInt:
 		one = conv{
-			norm: func(v any) (any, bool, error) { x, ok := v.(int32); return x, ok, nil },
+			norm: func(v any) (any, bool, error) { _, ok := v.(int32); return v, ok, nil },
 			dec:  func(v any) (any, error) { return typed[int32](v) },
 		}
 	case schema.KindInt8, schema.KindTimestamp:
 		one = conv{
-			norm: func(v any) (any, bool, error) { x, ok := v.(int64); return x, ok, nil },
+			norm: func(v any) (any, bool, error) { _, ok := v.(int64); return v, ok, nil },
 			dec:  func(v any) (any, error) { return typed[int64](v) },
 		}
 	case schema.KindBoolean:
 		one = conv{
-			norm: func(v any) (any, bool, error) { x, ok := v.(bool); return x, ok, nil },
+			norm: func(v any) (any, bool, error) { _, ok := v.(bool); return v, ok, nil },
 			dec:  func(v any) (any, error) { return typed[bool](v) },
 		}
 	default: // ID, String, entity references
@@ -92,7 +93,10 @@ func newCodec(f *schema.Field) *codec {
 				if !ok {
 					return nil, false, nil
 				}
-				return cleanText(s), true, nil
+				if c := cleanText(s); c != s {
+					return c, true, nil
+				}
+				return v, true, nil
 			},
 			dec: func(v any) (any, error) { return typed[string](v) },
 		}
