@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/echain/echain-indexer/devchain"
+	"github.com/echain/echain-indexer/internal/cli/clitest"
 	"github.com/echain/echain-indexer/store/storetest"
 )
 
@@ -86,15 +87,7 @@ func runPonder(b *testing.B, dir string, node gethNode, proxy *countingProxy, ch
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	stop := func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-	}
+	stop := func() { clitest.StopGroup(cmd.Process.Pid, exited, 30*time.Second) }
 	var stopOnce sync.Once
 	b.Cleanup(func() { stopOnce.Do(stop) })
 	tree := watchTree(cmd.Process.Pid)

@@ -119,13 +119,7 @@ func TestREADMEBaseSepoliaRecipe(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	defer func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
+		clitest.StopGroup(cmd.Process.Pid, done, 30*time.Second)
 		if t.Failed() {
 			t.Logf("recipe output:\n%s", clitest.Tail(out.String(), 60))
 		}

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -290,4 +291,16 @@ func ScanLines(s string) []string {
 		out = append(out, sc.Text())
 	}
 	return out
+}
+
+// StopGroup ends a child started in a process group of its own (Setpgid): SIGTERM to the group,
+// then SIGKILL when the child has not exited within grace. exited delivers the child's Wait.
+func StopGroup(pid int, exited <-chan error, grace time.Duration) {
+	_ = syscall.Kill(-pid, syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(grace):
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		<-exited
+	}
 }
