@@ -195,13 +195,15 @@ func (in *instance) runErr() (error, bool) {
 // waitSynced waits until the store's cursor is the chain's current head (same hash).
 func waitSynced(t testing.TB, in *instance, c *devchain.Chain) {
 	t.Helper()
-	testwait.For(t, "the store's cursor to reach the chain's head", func() (bool, string) {
+	// The follower's status moves after the commit and its counters: waiting for it too, a test
+	// that reads a counter next sees the last block counted.
+	testwait.For(t, "the store's cursor and the follower's status to reach the chain's head", func() (bool, string) {
 		head := c.Head()
 		got, err := in.st.Head(context.Background())
 		if err != nil {
 			t.Fatalf("store head: %v", err)
 		}
-		if got != nil && got.Number == head.Number.Int64() && got.Hash == head.Hash() {
+		if got != nil && got.Number == head.Number.Int64() && got.Hash == head.Hash() && in.fl.Status().Indexed.Hash == head.Hash() {
 			return true, ""
 		}
 		if err, done := in.runErr(); done {
