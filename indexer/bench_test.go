@@ -215,6 +215,18 @@ func (a cpuSample) sub(b cpuSample) cpuSample {
 	return cpuSample{a.busy - b.busy, a.total - b.total, a.self - b.self, a.child - b.child}
 }
 
+// procStat is /proc/<pid>/stat's fields after the command's closing parenthesis (pgrp is the
+// 3rd; utime, stime, cutime and cstime the 12th to 15th, in clock ticks); nil when the process
+// is gone.
+func procStat(pid int) []string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil
+	}
+	_, rest, _ := strings.Cut(string(b), ") ")
+	return strings.Fields(rest)
+}
+
 // sampleCPU reads /proc (clock ticks of 1/100 s); child 0 means none.
 func sampleCPU(child int) cpuSample {
 	const tick = 100.0
@@ -231,13 +243,7 @@ func sampleCPU(child int) cpuSample {
 		}
 	}
 	proc := func(pid int) float64 {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			return 0
-		}
-		// Fields after the command's closing parenthesis; utime and stime are the 12th and 13th.
-		_, rest, _ := strings.Cut(string(b), ") ")
-		f := strings.Fields(rest)
+		f := procStat(pid)
 		if len(f) < 13 {
 			return 0
 		}

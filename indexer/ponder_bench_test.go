@@ -21,6 +21,7 @@ import (
 
 	"github.com/echain/echain-indexer/devchain"
 	"github.com/echain/echain-indexer/internal/cli/clitest"
+	"github.com/echain/echain-indexer/internal/testwait"
 	"github.com/echain/echain-indexer/store/storetest"
 )
 
@@ -96,7 +97,7 @@ func runPonder(b *testing.B, dir string, node gethNode, proxy *countingProxy, ch
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	// Ponder takes minutes where the indexer takes seconds (13 on this machine at load 11):
 	// more than testwait's bound for a benchmark.
-	waitLong(b, 45*time.Minute, "Ponder to index up to geth's head", func() (bool, string) {
+	testwait.ForUntil(b, time.Now().Add(45*time.Minute), "Ponder to index up to geth's head", func() (bool, string) {
 		select {
 		case err := <-exited:
 			b.Fatalf("ponder exited: %v\n%s", err, tail(out.Bytes()))
@@ -144,22 +145,6 @@ JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'ponder_sync' AN
 	}
 	r.syncMiB = float64(sync) / (1 << 20)
 	return r
-}
-
-// waitLong is testwait.For with a bound of its own.
-func waitLong(b *testing.B, bound time.Duration, what string, cond func() (bool, string)) {
-	b.Helper()
-	start := time.Now()
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if time.Since(start) > bound {
-			b.Fatalf("waited %s for %s; still %s", time.Since(start).Round(time.Millisecond), what, state)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // ponderBlock is the latest block Ponder's /status says it indexed, with the answer.
@@ -225,14 +210,7 @@ func (w *treeWatch) read() {
 		if err != nil {
 			continue
 		}
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		// Fields after the command's closing parenthesis: pgrp is the 3rd; utime, stime,
-		// cutime and cstime the 12th to 15th.
-		_, rest, _ := strings.Cut(string(stat), ") ")
-		f := strings.Fields(rest)
+		f := procStat(pid)
 		if len(f) < 15 || f[2] != strconv.Itoa(w.pgid) {
 			continue
 		}

@@ -33,13 +33,15 @@ type out struct {
 	row   []any
 }
 
-// keyLookups makes the commit's clamp a probe of the primary key per replaced version, as it
-// is. An entity table in backfill has no statistics (ANALYZE runs behind it, or never with
+// commitSettings are the commit transaction's planner settings. plan_cache_mode: see
+// customPlans. The joins off make the clamp a probe of the primary key per replaced version, as
+// it is. An entity table in backfill has no statistics (ANALYZE runs behind it, or never with
 // autovacuum off), and even with them the planner prices each probe as a random read: from
 // about a thousand vids on a 100k-row table it hashed the whole table for the join, a full read
 // per commit (270 ms against 5 ms for the probes, all in cache). Scoped to the commit's
 // transaction; sequential scans stay allowed (turning them off slowed the backfill's commits).
-const keyLookups = "SELECT set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)"
+const commitSettings = "SELECT set_config('plan_cache_mode', 'force_custom_plan', true), " +
+	"set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)"
 
 // smallTable is the most versions of one table a commit INSERTs in its pipelined batch; more
 // go by COPY. A realtime block writes a few rows per table, and each COPY costs round trips of
@@ -85,8 +87,7 @@ func (s *Store) Commit(ctx context.Context, b *Batch, c Commit) (err error) {
 	// Round trip 1: open the transaction, lock the cursor, look up blind writes.
 	q := &pgx.Batch{}
 	q.Queue("BEGIN")
-	q.Queue("SET LOCAL plan_cache_mode = force_custom_plan") // see customPlans
-	q.Queue(keyLookups)
+	q.Queue(commitSettings)
 	q.Queue("SELECT number, hash, next_vid, finalized FROM " + ddl.HeadTable + " FOR UPDATE")
 	pend := s.queueResolve(q, b)
 	open = true
@@ -94,8 +95,9 @@ func (s *Store) Commit(ctx context.Context, b *Batch, c Commit) (err error) {
 	var headHash []byte
 	var nextVid, finalized int64
 	res := conn.SendBatch(ctx, q)
-	for i := 0; i < 3 && err == nil; i++ { // BEGIN and the settings
-		_, err = res.Exec()
+	_, err = res.Exec() // BEGIN
+	if err == nil {
+		_, err = res.Exec() // commitSettings
 	}
 	if err == nil {
 		if err = res.QueryRow().Scan(&headNum, &headHash, &nextVid, &finalized); err != nil {

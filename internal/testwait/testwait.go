@@ -51,8 +51,14 @@ func After(t testing.TB) <-chan time.Time {
 // does not before Deadline. cond returns its current state, for the failure message.
 func For(t testing.TB, what string, cond func() (bool, string)) {
 	t.Helper()
+	ForUntil(t, Deadline(t), what, cond)
+}
+
+// ForUntil is For with a deadline of the caller's: a benchmark's wait that may outlast the
+// bound For takes when the test has none.
+func ForUntil(t testing.TB, deadline time.Time, what string, cond func() (bool, string)) {
+	t.Helper()
 	start := time.Now()
-	deadline := Deadline(t)
 	for {
 		ok, state := cond()
 		if ok {
