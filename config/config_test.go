@@ -353,6 +353,7 @@ func TestEveryKeyRejectsABadValue(t *testing.T) {
 		"rpc.http_url":                            "ws://127.0.0.1:8545",
 		"rpc.timeout":                             "30",
 		"rpc.max_attempts":                        "0",
+		"rpc.requests_per_second":                 "-1",
 		"contracts.event_factory.address":         "0x1234",
 		"contracts.event_factory.start_block":     "soon",
 		"contracts.marketplace.address":           "0xd061393a54784da5fea48cc845163abc2b11537A",

@@ -67,6 +67,8 @@ func Keys() []Key {
 			func(c *Config) *time.Duration { return &c.RPC.Timeout }),
 		key("rpc.max_attempts", "attempts of one call, across endpoints", parseInt(1, 100),
 			func(c *Config) *int { return &c.RPC.MaxAttempts }),
+		key("rpc.requests_per_second", "HTTP requests per second to each endpoint, a batch counting once (0: no cap)", parseFloat(0, 1e6),
+			func(c *Config) *float64 { return &c.RPC.RequestsPerSecond }),
 	}
 	for _, ct := range contractKeys {
 		ks = append(ks,

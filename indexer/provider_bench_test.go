@@ -29,6 +29,9 @@ import (
 // same data (the logs in 10,000-block or 10,000-log answers; the handled transactions' data in
 // batches of 100, by block or by transaction as idealTxCalls says; the event-details calls
 // calldata cannot replace, in batches of 100) at the allowed rate, plus one round trip.
+// The indexer caps its requests at the provider's rate, as an operator sets
+// rpc.requests_per_second to the plan's; ECHAIN_BENCH_RPS overrides the cap (0: none, to see
+// what the provider's 429s cost) and ECHAIN_BENCH_BATCH_CONCURRENCY the batches in flight.
 func BenchmarkProxyBackfill(b *testing.B) {
 	backfillThroughProvider(b, benchHistory(b, 2100))
 }
@@ -43,6 +46,19 @@ func backfillThroughProvider(b *testing.B, c *devchain.Chain) {
 	}
 	defer proxy.Close()
 
+	rps := prof.RequestsPerSecond
+	if v := os.Getenv("ECHAIN_BENCH_RPS"); v != "" {
+		if rps, err = strconv.ParseFloat(v, 64); err != nil {
+			b.Fatalf("ECHAIN_BENCH_RPS: %v", err)
+		}
+	}
+	batches := 0 // the source's default
+	if v := os.Getenv("ECHAIN_BENCH_BATCH_CONCURRENCY"); v != "" {
+		if batches, err = strconv.Atoi(v); err != nil {
+			b.Fatalf("ECHAIN_BENCH_BATCH_CONCURRENCY: %v", err)
+		}
+	}
+
 	var wall time.Duration
 	var use rpcproxy.Usage
 	var logs, blocksWithLogs, events, rss, rssGrowth float64
@@ -50,7 +66,8 @@ func backfillThroughProvider(b *testing.B, c *devchain.Chain) {
 	for b.Loop() {
 		b.StopTimer()
 		s := chainSetup(c, storetest.NewDB(b))
-		s.Endpoints = []source.Endpoint{{Name: "provider", HTTPURL: proxy.URL(), WSURL: c.WSURL}}
+		s.Endpoints = []source.Endpoint{{Name: "provider", HTTPURL: proxy.URL(), WSURL: c.WSURL, RequestsPerSecond: rps}}
+		s.Source.BatchConcurrency = batches
 		s.Config.FinalityDepth = 64
 		s.Config.ProgressInterval = 2 * time.Second
 		proxy.SetProvider(prof)
@@ -187,7 +204,7 @@ func BenchmarkRealtimeProvider(b *testing.B) {
 	defer proxy.Close()
 	proxy.SetProvider(prof)
 	s := chainSetup(c, storetest.NewDB(b))
-	s.Endpoints = []source.Endpoint{{Name: "provider", HTTPURL: proxy.URL(), WSURL: c.WSURL}}
+	s.Endpoints = []source.Endpoint{{Name: "provider", HTTPURL: proxy.URL(), WSURL: c.WSURL, RequestsPerSecond: prof.RequestsPerSecond}}
 	in := startIndexer(b, s)
 	waitSynced(b, in, c)
 	ct := listenCommits(b, s.DB)

@@ -3,6 +3,7 @@ package source
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"time"
 )
@@ -13,6 +14,10 @@ type Endpoint struct {
 	Name    string // label in logs, metrics and status; defaults to the URL's host
 	HTTPURL string
 	WSURL   string
+	// RequestsPerSecond caps the HTTP requests sent to it (a batch is one request), spaced
+	// evenly: a provider's plan allows so many, and each request past it costs a 429 and at
+	// least a second of Retry-After. 0: no cap.
+	RequestsPerSecond float64
 }
 
 // ReceiptsMode chooses how Txs fetches receipts.
@@ -129,6 +134,9 @@ func (c *Config) validate() error {
 			if err := checkURL(e.WSURL, "ws", "wss"); err != nil {
 				return fmt.Errorf("source: endpoints[%d].ws_url: %w", i, err)
 			}
+		}
+		if e.RequestsPerSecond < 0 || math.IsNaN(e.RequestsPerSecond) || math.IsInf(e.RequestsPerSecond, 0) {
+			return fmt.Errorf("source: endpoints[%d].requests_per_second: %v, must be a finite number ≥ 0 (0: no cap)", i, e.RequestsPerSecond)
 		}
 		if names[e.Name] {
 			return fmt.Errorf("source: endpoints[%d].name: %q used twice", i, e.Name)

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // A JSON-RPC client of our own rather than go-ethereum's rpc.Client over HTTP: the retry logic
@@ -76,6 +78,10 @@ type httpRPC struct {
 	// sync.Pool: a backfill reads megabytes per batch, and regrowing a buffer to that size for
 	// each answer was a tenth of the indexer's allocation. Nil: no reuse.
 	bufs chan *bytes.Buffer
+	// limit spaces requests to the endpoint's allowed rate; nil: no cap. waited learns how long
+	// each request queued for it.
+	limit  *rate.Limiter
+	waited func(time.Duration)
 }
 
 // Kept buffers are live heap, and the garbage collector lets the heap grow to a multiple of
@@ -327,7 +333,36 @@ func decodeBatch(raw []byte, elems []batchElem, ids []uint64) error {
 	return nil
 }
 
+// wait holds a request until the endpoint's rate allows it. Waiting here, before the request
+// is sent, is cheaper than the provider's answer to excess: a 429 and a Retry-After of a second
+// or more, during which the endpoint is cooled down for every caller.
+func (h *httpRPC) wait(ctx context.Context) error {
+	if h.limit == nil {
+		return nil
+	}
+	r := h.limit.Reserve()
+	d := r.Delay()
+	if d == 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		if h.waited != nil {
+			h.waited(d)
+		}
+		return nil
+	case <-ctx.Done():
+		r.Cancel() // give the slot back to the requests still waiting
+		return fmt.Errorf("wait for the endpoint's request rate: %w", context.Cause(ctx))
+	}
+}
+
 func (h *httpRPC) post(ctx context.Context, body []byte) (*http.Response, error) {
+	if err := h.wait(ctx); err != nil {
+		return nil, err
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.url, bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("build request: %w", err)

@@ -18,6 +18,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 
 	"github.com/echain/echain-indexer/internal/ctxsleep"
 )
@@ -68,6 +69,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 			client:  &http.Client{Transport: newTransport(e.HTTPURL, func() { ep.dials.Add(1) })},
 			maxResp: cfg.MaxResponseBytes,
 			bufs:    make(chan *bytes.Buffer, keptBuffers),
+		}
+		if e.RequestsPerSecond > 0 {
+			// A burst of one: requests leave evenly spaced, so a provider counting over any
+			// window shorter than a second never sees more than its rate.
+			ep.rpc.limit = rate.NewLimiter(rate.Limit(e.RequestsPerSecond), 1)
+			waited := m.rateWait.WithLabelValues(e.Name)
+			ep.rpc.waited = func(d time.Duration) { waited.Add(d.Seconds()) }
 		}
 		s.eps = append(s.eps, ep)
 	}
