@@ -229,7 +229,7 @@ func (fl *Follower) runRange(ctx context.Context, st *chainState, j *rangeJob, p
 	sizedClosed = true
 	j.logsTook = time.Since(j.began)
 
-	if err := fl.finishRange(ctx, st, j, all, f.contents); err != nil {
+	if err := fl.finishRange(ctx, st, j, all, f); err != nil {
 		fail(err)
 		return
 	}
@@ -245,6 +245,9 @@ type rangeFetch struct {
 	merged bool // wide by one unfiltered eth_getLogs (topicMode observes how that went)
 	// contents are the range's blocks from their receipts, in receipts mode.
 	contents []source.BlockContent
+	// last is the header of the range's last block when it came with the logs (eth_getLogs
+	// batches carry it as their check that the endpoint has the range).
+	last *types.Header
 	// fetching is how long the node worked on one eth_getLogs answer (the longest), for the
 	// range sizer.
 	fetching time.Duration
@@ -335,14 +338,19 @@ func (fl *Follower) keepTemplate(st *chainState, lg *types.Log) (bool, error) {
 
 // finishRange groups the range's handled logs into blocks, checks the last against its header
 // and fetches the transactions, then runs Prepare.
-func (fl *Follower) finishRange(ctx context.Context, st *chainState, j *rangeJob, all []types.Log, contents []source.BlockContent) error {
+func (fl *Follower) finishRange(ctx context.Context, st *chainState, j *rangeJob, all []types.Log, f *rangeFetch) error {
 	j.blocks = groupBlocks(all, st)
-	if n := len(contents); n > 0 && contents[n-1].Number == uint64(j.to) && contents[n-1].ParentHash != (common.Hash{}) {
-		// The range's last block came whole with its receipts: what its header would say is in
-		// hand, one request per range fewer (many small ranges while auto decides).
+	contents := f.contents
+	// The range's last header is asked for only when it did not come with the range's data:
+	// one request per range fewer, which on a rate-limited provider is a share of the backfill
+	// (many small ranges while auto decides, one header per range on a sparse chain).
+	switch n := len(contents); {
+	case n > 0 && contents[n-1].Number == uint64(j.to) && contents[n-1].ParentHash != (common.Hash{}):
 		last := &contents[n-1]
 		j.head = store.BlockPtr{Number: j.to, Hash: last.Hash, ParentHash: last.ParentHash, Timestamp: int64(last.Timestamp)}
-	} else {
+	case f.last != nil && f.last.Number.Int64() == j.to:
+		j.head = ptrOf(f.last)
+	default:
 		head, err := fl.header(ctx, big.NewInt(j.to))
 		if err != nil {
 			return fmt.Errorf("header %d: %w", j.to, err)

@@ -1,6 +1,7 @@
 package indexer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -146,33 +147,35 @@ func topicFilter(topics []common.Hash) [][]common.Hash {
 
 // rangeLogs fetches the logs of [from, to] for addrs (chunked) and topics. When the provider
 // calls the range too large the sizer shrinks and the range is fetched in parts (at the size
-// the provider suggested, when it did): the caller's range stays one unit of work.
-func (fl *Follower) rangeLogs(ctx context.Context, from, to int64, addrs []common.Address, topics []common.Hash) ([]types.Log, error) {
+// the provider suggested, when it did): the caller's range stays one unit of work. last is the
+// header of block to, which came in the same batches (nil when no request was made).
+func (fl *Follower) rangeLogs(ctx context.Context, from, to int64, addrs []common.Address, topics []common.Hash) (logs []types.Log, last *types.Header, err error) {
 	if len(addrs) == 0 || len(topics) == 0 || from > to {
-		return nil, nil
+		return nil, nil, nil
 	}
-	var out []types.Log
 	for i := 0; i < len(addrs); {
 		n := fl.addressChunk()
 		chunk := addrs[i:min(i+n, len(addrs))]
-		logs, err := fl.rangeLogsChunk(ctx, from, to, chunk, topics, 0)
+		got, h, err := fl.rangeLogsChunk(ctx, from, to, chunk, topics, 0)
 		if errors.Is(err, source.ErrTooManyAddresses) && len(chunk) > 1 {
 			fl.shrinkAddressChunk(len(chunk))
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		out = append(out, logs...)
+		logs = append(logs, got...)
+		last = cmp.Or(h, last)
 		i += len(chunk)
 	}
-	return out, nil
+	return logs, last, nil
 }
 
-// rangeLogsUnfiltered fetches every log of [from, to] with one of the topics, from any address.
-func (fl *Follower) rangeLogsUnfiltered(ctx context.Context, from, to int64, topics []common.Hash) ([]types.Log, error) {
+// rangeLogsUnfiltered fetches every log of [from, to] with one of the topics, from any address,
+// and the header of block to, as rangeLogs.
+func (fl *Follower) rangeLogsUnfiltered(ctx context.Context, from, to int64, topics []common.Hash) ([]types.Log, *types.Header, error) {
 	if from > to {
-		return nil, nil
+		return nil, nil, nil
 	}
 	return fl.rangeLogsChunk(ctx, from, to, nil, topics, 0)
 }
@@ -194,34 +197,34 @@ func (fl *Follower) shrinkAddressChunk(refused int) {
 	fl.log.Warn("provider refused the number of addresses in eth_getLogs; asking for fewer", "refused", refused, "now", fl.addrChunk.Load())
 }
 
-func (fl *Follower) rangeLogsChunk(ctx context.Context, from, to int64, addrs []common.Address, topics []common.Hash, depth int) ([]types.Log, error) {
+func (fl *Follower) rangeLogsChunk(ctx context.Context, from, to int64, addrs []common.Address, topics []common.Hash, depth int) ([]types.Log, *types.Header, error) {
 	q := ethereum.FilterQuery{
 		FromBlock: big.NewInt(from),
 		ToBlock:   big.NewInt(to),
 		Addresses: addrs,
 		Topics:    topicFilter(topics),
 	}
-	logs, err := fl.src.Logs(ctx, q)
+	logs, last, err := fl.src.LogsAndHeader(ctx, q)
 	if err == nil {
-		return logs, nil
+		return logs, last, nil
 	}
 	retryTo, ok := fl.sizer.Failure(uint64(from), uint64(to), err)
 	if !ok || depth > 64 {
-		return nil, fmt.Errorf("eth_getLogs %d-%d: %w", from, to, err)
+		return nil, nil, fmt.Errorf("eth_getLogs %d-%d: %w", from, to, err)
 	}
 	fl.metrics.rangeSplits.Inc()
-	out, err := fl.rangeLogsChunk(ctx, from, int64(retryTo), addrs, topics, depth+1)
+	out, last, err := fl.rangeLogsChunk(ctx, from, int64(retryTo), addrs, topics, depth+1)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if int64(retryTo) < to {
-		rest, err := fl.rangeLogsChunk(ctx, int64(retryTo)+1, to, addrs, topics, depth+1)
+		rest, restLast, err := fl.rangeLogsChunk(ctx, int64(retryTo)+1, to, addrs, topics, depth+1)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		out = append(out, rest...)
+		out, last = append(out, rest...), restLast
 	}
-	return out, nil
+	return out, last, nil
 }
 
 // blockLogs fetches the handled logs of one block by its hash, so that they match the header,

@@ -37,6 +37,7 @@ func TestBackfillLogSources(t *testing.T) {
 		}
 	}
 
+	var headerReqs float64 // single eth_getBlockByNumber requests of the last index
 	index := func(mode string, addressChunk int) (string, map[string]float64) {
 		t.Helper()
 		db := storetest.NewDB(t)
@@ -51,14 +52,20 @@ func TestBackfillLogSources(t *testing.T) {
 		for _, src := range []string{indexer.LogSourceLogs, indexer.LogSourceReceipts} {
 			ranges[src] = counter(t, in.reg, "echain_indexer_backfill_ranges_total", map[string]string{"source": src})
 		}
+		headerReqs = counter(t, in.reg, "echain_indexer_rpc_requests_total", map[string]string{"method": "eth_getBlockByNumber"})
 		in.stop()
-		t.Logf("%s: backfill ranges %v", mode, ranges)
+		t.Logf("%s: backfill ranges %v, %.0f single header requests", mode, ranges, headerReqs)
 		return db, ranges
 	}
 
 	logsDB, r := index(indexer.LogSourceLogs, 0)
 	if r[indexer.LogSourceLogs] == 0 || r[indexer.LogSourceReceipts] != 0 {
 		t.Fatalf("logs mode fetched ranges %v: want eth_getLogs only", r)
+	}
+	// A range's last header comes in its eth_getLogs batch (the endpoint's check that it has the
+	// range): it is not asked for again. The follower's own head checks make the rest.
+	if headerReqs >= r[indexer.LogSourceLogs]/2 {
+		t.Fatalf("logs mode: %.0f eth_getBlockByNumber requests for %.0f ranges: the ranges' last headers were fetched again", headerReqs, r[indexer.LogSourceLogs])
 	}
 	rcptDB, r := index(indexer.LogSourceReceipts, 0)
 	if r[indexer.LogSourceReceipts] == 0 || r[indexer.LogSourceLogs] != 0 {

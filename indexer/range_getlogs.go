@@ -1,6 +1,7 @@
 package indexer
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"sync"
@@ -32,9 +33,9 @@ func (fl *Follower) fetchByGetLogs(ctx context.Context, st *chainState, j *range
 	var rest []types.Log
 	var err error
 	if f.merged {
-		rest, err = fl.rangeLogsUnfiltered(ctx, from, j.to, fl.filter.allTopics)
+		rest, f.last, err = fl.rangeLogsUnfiltered(ctx, from, j.to, fl.filter.allTopics)
 	} else {
-		rest, err = fl.rangeLogs(ctx, from, j.to, fl.filter.fixedAddrs, fl.filter.fixedTopics)
+		rest, f.last, err = fl.rangeLogs(ctx, from, j.to, fl.filter.fixedAddrs, fl.filter.fixedTopics)
 	}
 	if err != nil {
 		return nil, err
@@ -55,10 +56,11 @@ func (fl *Follower) fetchByGetLogs(ctx context.Context, st *chainState, j *range
 // appends them to all, sorted.
 func (fl *Follower) appendSourceLogs(ctx context.Context, st *chainState, j *rangeJob, f *rangeFetch, addrs []common.Address, all []types.Log) ([]types.Log, error) {
 	t0 := time.Now()
-	more, err := fl.rangeLogs(ctx, j.from, j.to, addrs, fl.filter.templateTopics)
+	more, last, err := fl.rangeLogs(ctx, j.from, j.to, addrs, fl.filter.templateTopics)
 	if err != nil {
 		return nil, err
 	}
+	f.last = cmp.Or(f.last, last)
 	// Per answer, like the logs: the data sources' answer is a request of its own.
 	f.fetching = max(f.fetching, time.Since(t0))
 	f.answerLogs = max(f.answerLogs, len(more))
@@ -126,7 +128,7 @@ func (m *topicMode) merged(ctx context.Context, fl *Follower, st *chainState, fr
 	m.mu.Unlock()
 
 	hi := min(to, from+probeBlocks-1)
-	logs, err := fl.rangeLogsUnfiltered(ctx, from, hi, fl.filter.allTopics)
+	logs, _, err := fl.rangeLogsUnfiltered(ctx, from, hi, fl.filter.allTopics)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.probing = false

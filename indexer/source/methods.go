@@ -208,9 +208,24 @@ func (s *Source) Finalized(ctx context.Context) (*types.Header, error) {
 // endpoint that does not know the block is skipped; the error matches ethereum.NotFound when none
 // does.
 func (s *Source) Logs(ctx context.Context, q ethereum.FilterQuery) ([]types.Log, error) {
+	logs, _, err := s.logs(ctx, q, false)
+	return logs, err
+}
+
+// LogsAndHeader is Logs over a block range with a ToBlock, also returning the header of ToBlock:
+// Logs asks for that block in the same batch to check the endpoint has it, so a caller that
+// needs the header (a backfill range checks its last block against it) saves a request.
+func (s *Source) LogsAndHeader(ctx context.Context, q ethereum.FilterQuery) ([]types.Log, *types.Header, error) {
+	if q.BlockHash != nil || q.ToBlock == nil || q.ToBlock.Sign() < 0 {
+		return nil, nil, errors.New("eth_getLogs: LogsAndHeader needs a block range with a ToBlock number")
+	}
+	return s.logs(ctx, q, true)
+}
+
+func (s *Source) logs(ctx context.Context, q ethereum.FilterQuery, wantHeader bool) ([]types.Log, *types.Header, error) {
 	arg, err := filterArg(q)
 	if err != nil {
-		return nil, fmt.Errorf("eth_getLogs: %w", err)
+		return nil, nil, fmt.Errorf("eth_getLogs: %w", err)
 	}
 	isRange := q.BlockHash == nil
 	var from, to, need uint64
@@ -222,7 +237,7 @@ func (s *Source) Logs(ctx context.Context, q ethereum.FilterQuery) ([]types.Log,
 			to = q.ToBlock.Uint64()
 			need = to
 			if to < from {
-				return nil, fmt.Errorf("eth_getLogs: range %d..%d is empty", from, to)
+				return nil, nil, fmt.Errorf("eth_getLogs: range %d..%d is empty", from, to)
 			}
 		} else {
 			to = s.best.Load()
@@ -243,6 +258,7 @@ func (s *Source) Logs(ctx context.Context, q ethereum.FilterQuery) ([]types.Log,
 		check = &batchElem{Method: "eth_getBlockByNumber", Params: []any{hexutil.Uint64(need), false}}
 	}
 	var out []types.Log
+	var header *types.Header
 	err = s.do(ctx, "eth_getLogs", need, timeout, func(actx context.Context, ep *endpoint) error {
 		var wire logList
 		var err error
@@ -263,6 +279,13 @@ func (s *Source) Logs(ctx context.Context, q ethereum.FilterQuery) ([]types.Log,
 					return elems[0].Err
 				case elems[0].Err != nil || blockRaw == nil || string(*blockRaw) == "null":
 					return missing("block %v", check.Params[0])
+				case wantHeader:
+					if header, err = decodeHeader(*blockRaw); err != nil {
+						return err
+					}
+					if header.Number.Uint64() != need {
+						return fmt.Errorf("%w: asked block %d, got %d", errBadResponse, need, header.Number.Uint64())
+					}
 				case json.Unmarshal(*blockRaw, &block) != nil || block.Number == nil:
 					return fmt.Errorf("%w: block object without a number", errBadResponse)
 				}
@@ -289,7 +312,10 @@ func (s *Source) Logs(ctx context.Context, q ethereum.FilterQuery) ([]types.Log,
 		out = logs
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, nil, err
+	}
+	return out, header, nil
 }
 
 // isMissing: a node's way of saying it does not have the block.

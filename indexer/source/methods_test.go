@@ -79,6 +79,16 @@ func TestMethodsAgainstNode(t *testing.T) {
 	if len(want) == 0 || !reflect.DeepEqual(got, want) {
 		t.Fatalf("range logs: got %d, want %d equal logs", len(got), len(want))
 	}
+	// LogsAndHeader: the same logs, and the header of ToBlock from the same batch.
+	q.ToBlock = new(big.Int).SetUint64(blk.Number)
+	wantTo, _ := ec.FilterLogs(ctx, q)
+	gotTo, lastH, err := s.LogsAndHeader(ctx, q)
+	if err != nil || !reflect.DeepEqual(gotTo, wantTo) || lastH == nil || lastH.Hash() != blk.Hash {
+		t.Fatalf("LogsAndHeader to %d: %d logs (want %d), header %v, %v; want block %s", blk.Number, len(gotTo), len(wantTo), lastH, err, blk.Hash)
+	}
+	if _, _, err := s.LogsAndHeader(ctx, ethereum.FilterQuery{BlockHash: &blk.Hash}); err == nil {
+		t.Fatal("LogsAndHeader by block hash: want an error, it has no range")
+	}
 	bh := blk.Hash
 	gotB, err := s.Logs(ctx, ethereum.FilterQuery{BlockHash: &bh})
 	if err != nil {
