@@ -61,8 +61,10 @@ type RPC struct {
 	HTTPURLs    []string // http:// or https://, at least one, in order of preference
 	Timeout     time.Duration
 	MaxAttempts int
-	// RequestsPerSecond caps HTTP requests to each endpoint (0: none).
+	// RequestsPerSecond caps HTTP requests to each endpoint, CallsPerSecond the JSON-RPC calls
+	// in them (0: none).
 	RequestsPerSecond float64
+	CallsPerSecond    float64
 }
 
 // StartBlock is a contract's first block: a number, or Auto to find the deployment block on the

@@ -354,6 +354,7 @@ func TestEveryKeyRejectsABadValue(t *testing.T) {
 		"rpc.timeout":                             "30",
 		"rpc.max_attempts":                        "0",
 		"rpc.requests_per_second":                 "-1",
+		"rpc.calls_per_second":                    "lots",
 		"contracts.event_factory.address":         "0x1234",
 		"contracts.event_factory.start_block":     "soon",
 		"contracts.marketplace.address":           "0xd061393a54784da5fea48cc845163abc2b11537A",

@@ -69,6 +69,8 @@ func Keys() []Key {
 			func(c *Config) *int { return &c.RPC.MaxAttempts }),
 		key("rpc.requests_per_second", "HTTP requests per second to each endpoint, a batch counting once (0: no cap)", parseFloat(0, 1e6),
 			func(c *Config) *float64 { return &c.RPC.RequestsPerSecond }),
+		key("rpc.calls_per_second", "JSON-RPC calls per second to each endpoint, each element of a batch counted; also caps a batch at half a second's calls (0: no cap)", parseFloat(0, 1e6),
+			func(c *Config) *float64 { return &c.RPC.CallsPerSecond }),
 	}
 	for _, ct := range contractKeys {
 		ks = append(ks,

@@ -18,6 +18,11 @@ type Endpoint struct {
 	// evenly: a provider's plan allows so many, and each request past it costs a 429 and at
 	// least a second of Retry-After. 0: no cap.
 	RequestsPerSecond float64
+	// CallsPerSecond caps the JSON-RPC calls sent to it, each element of a batch counted, as
+	// providers that bill per call count them (Chainstack among them). It also caps
+	// Config.BatchSize at half a second's calls: a batch larger than the provider allows in a
+	// second would be refused whole. 0: no cap.
+	CallsPerSecond float64
 }
 
 // ReceiptsMode chooses how Txs fetches receipts.
@@ -95,6 +100,15 @@ func (c *Config) withDefaults() Config {
 	if out.BatchSize == 0 {
 		out.BatchSize = 100
 	}
+	// A batch holds at most half a second's calls, and the endpoint's call limiter bursts one
+	// batch (source.go): the provider's own count, a second's worth, keeps half a second of room
+	// for requests that arrive bunched up by the network. A batch of a full second's calls,
+	// sent a second after the last, was refused when the last arrived late.
+	for _, e := range out.Endpoints {
+		if c := e.CallsPerSecond / 2; c > 0 && c < float64(out.BatchSize) {
+			out.BatchSize = max(1, int(c))
+		}
+	}
 	if out.BatchConcurrency == 0 {
 		out.BatchConcurrency = 2
 	}
@@ -135,8 +149,13 @@ func (c *Config) validate() error {
 				return fmt.Errorf("source: endpoints[%d].ws_url: %w", i, err)
 			}
 		}
-		if e.RequestsPerSecond < 0 || math.IsNaN(e.RequestsPerSecond) || math.IsInf(e.RequestsPerSecond, 0) {
-			return fmt.Errorf("source: endpoints[%d].requests_per_second: %v, must be a finite number ≥ 0 (0: no cap)", i, e.RequestsPerSecond)
+		for _, r := range []struct {
+			key string
+			v   float64
+		}{{"requests_per_second", e.RequestsPerSecond}, {"calls_per_second", e.CallsPerSecond}} {
+			if r.v < 0 || math.IsNaN(r.v) || math.IsInf(r.v, 0) {
+				return fmt.Errorf("source: endpoints[%d].%s: %v, must be a finite number ≥ 0 (0: no cap)", i, r.key, r.v)
+			}
 		}
 		if names[e.Name] {
 			return fmt.Errorf("source: endpoints[%d].name: %q used twice", i, e.Name)

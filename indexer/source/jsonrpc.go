@@ -78,10 +78,10 @@ type httpRPC struct {
 	// sync.Pool: a backfill reads megabytes per batch, and regrowing a buffer to that size for
 	// each answer was a tenth of the indexer's allocation. Nil: no reuse.
 	bufs chan *bytes.Buffer
-	// limit spaces requests to the endpoint's allowed rate; nil: no cap. waited learns how long
-	// each request queued for it.
-	limit  *rate.Limiter
-	waited func(time.Duration)
+	// requests and calls space HTTP requests and the JSON-RPC calls in them to the endpoint's
+	// allowed rates; nil: no cap. waited learns how long each request queued for them.
+	requests, calls *rate.Limiter
+	waited          func(time.Duration)
 }
 
 // Kept buffers are live heap, and the garbage collector lets the heap grow to a multiple of
@@ -125,7 +125,7 @@ func (h *httpRPC) call(ctx context.Context, result any, method string, params ..
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", method, err)
 	}
-	resp, err := h.post(ctx, body)
+	resp, err := h.post(ctx, body, 1)
 	if err != nil {
 		return err
 	}
@@ -166,7 +166,7 @@ func (h *httpRPC) batch(ctx context.Context, elems []batchElem) error {
 	if err != nil {
 		return fmt.Errorf("encode batch: %w", err)
 	}
-	resp, err := h.post(ctx, body)
+	resp, err := h.post(ctx, body, len(elems))
 	if err != nil {
 		return err
 	}
@@ -333,15 +333,27 @@ func decodeBatch(raw []byte, elems []batchElem, ids []uint64) error {
 	return nil
 }
 
-// wait holds a request until the endpoint's rate allows it. Waiting here, before the request
-// is sent, is cheaper than the provider's answer to excess: a 429 and a Retry-After of a second
-// or more, during which the endpoint is cooled down for every caller.
-func (h *httpRPC) wait(ctx context.Context) error {
-	if h.limit == nil {
-		return nil
+// wait holds a request of n calls until the endpoint's rates allow it. Waiting here, before the
+// request is sent, is cheaper than the provider's answer to excess: a 429 and a Retry-After of a
+// second or more, during which the endpoint is cooled down for every caller.
+func (h *httpRPC) wait(ctx context.Context, n int) error {
+	var rs []*rate.Reservation
+	if h.requests != nil {
+		rs = append(rs, h.requests.Reserve())
 	}
-	r := h.limit.Reserve()
-	d := r.Delay()
+	if h.calls != nil {
+		// A batch larger than the limiter's burst (a second's calls) takes its calls a burst at
+		// a time: the wait is the same, the batch is only sent once all are had.
+		for left := n; left > 0; {
+			k := min(left, h.calls.Burst())
+			rs = append(rs, h.calls.ReserveN(time.Now(), k))
+			left -= k
+		}
+	}
+	var d time.Duration
+	for _, r := range rs {
+		d = max(d, r.Delay())
+	}
 	if d == 0 {
 		return nil
 	}
@@ -354,13 +366,16 @@ func (h *httpRPC) wait(ctx context.Context) error {
 		}
 		return nil
 	case <-ctx.Done():
-		r.Cancel() // give the slot back to the requests still waiting
+		for _, r := range rs {
+			r.Cancel() // give the slots back to the requests still waiting
+		}
 		return fmt.Errorf("wait for the endpoint's request rate: %w", context.Cause(ctx))
 	}
 }
 
-func (h *httpRPC) post(ctx context.Context, body []byte) (*http.Response, error) {
-	if err := h.wait(ctx); err != nil {
+// post sends body, a request of n calls.
+func (h *httpRPC) post(ctx context.Context, body []byte, n int) (*http.Response, error) {
+	if err := h.wait(ctx, n); err != nil {
 		return nil, err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.url, bytes.NewReader(body))

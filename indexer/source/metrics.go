@@ -37,7 +37,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		subMode:       f.GaugeVec("rpc_subscription_mode", "1 for the current head source mode: websocket, polling, or stopped.", "mode"),
 		heads:         f.CounterVec("rpc_heads_total", "New heads delivered to the follower, by how they arrived (websocket, polling).", "via"),
 		chainMismatch: f.CounterVec("rpc_chain_mismatch_total", "Connections to an endpoint that served another chain (chain id or genesis), by endpoint and transport (http, ws).", "endpoint", "transport"),
-		rateWait:      f.CounterVec("rpc_rate_limit_wait_seconds_total", "Time requests waited for an endpoint's requests_per_second before being sent, by endpoint.", "endpoint"),
+		rateWait:      f.CounterVec("rpc_rate_limit_wait_seconds_total", "Time requests waited for an endpoint's requests_per_second or calls_per_second before being sent, by endpoint.", "endpoint"),
 		wrongChain:    f.GaugeVec("rpc_endpoint_wrong_chain", "1 while an endpoint is out of service because it serves another chain.", "endpoint"),
 	}
 	if err := f.Err(); err != nil {

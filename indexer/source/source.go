@@ -73,7 +73,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 		if e.RequestsPerSecond > 0 {
 			// A burst of one: requests leave evenly spaced, so a provider counting over any
 			// window shorter than a second never sees more than its rate.
-			ep.rpc.limit = rate.NewLimiter(rate.Limit(e.RequestsPerSecond), 1)
+			ep.rpc.requests = rate.NewLimiter(rate.Limit(e.RequestsPerSecond), 1)
+		}
+		if e.CallsPerSecond > 0 {
+			// A burst of one batch: batches are at most half a second's calls (withDefaults).
+			ep.rpc.calls = rate.NewLimiter(rate.Limit(e.CallsPerSecond), cfg.BatchSize)
+		}
+		if ep.rpc.requests != nil || ep.rpc.calls != nil {
 			waited := m.rateWait.WithLabelValues(e.Name)
 			ep.rpc.waited = func(d time.Duration) { waited.Add(d.Seconds()) }
 		}

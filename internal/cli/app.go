@@ -419,7 +419,7 @@ func openStore(ctx context.Context, e *env, cfg *config.Config, sch *schema.Sche
 func sourceConfig(cfg *config.Config) source.Config {
 	sc := source.Config{RequestTimeout: cfg.RPC.Timeout, MaxAttempts: cfg.RPC.MaxAttempts, ChainID: cfg.ChainID}
 	for i, h := range cfg.RPC.HTTPURLs {
-		ep := source.Endpoint{HTTPURL: h, RequestsPerSecond: cfg.RPC.RequestsPerSecond}
+		ep := source.Endpoint{HTTPURL: h, RequestsPerSecond: cfg.RPC.RequestsPerSecond, CallsPerSecond: cfg.RPC.CallsPerSecond}
 		if i < len(cfg.RPC.WSURLs) {
 			ep.WSURL = cfg.RPC.WSURLs[i]
 		}
