@@ -14,9 +14,9 @@ type Endpoint struct {
 	Name    string // label in logs, metrics and status; defaults to the URL's host
 	HTTPURL string
 	WSURL   string
-	// RequestsPerSecond caps the HTTP requests sent to it (a batch is one request), spaced
-	// evenly: a provider's plan allows so many, and each request past it costs a 429 and at
-	// least a second of Retry-After. 0: no cap.
+	// RequestsPerSecond caps the HTTP requests sent to it (a batch is one request): a
+	// provider's plan allows so many, and each request past it costs a 429 and at least a
+	// second of Retry-After. 0: no cap.
 	RequestsPerSecond float64
 	// CallsPerSecond caps the JSON-RPC calls sent to it, each element of a batch counted, as
 	// providers that bill per call count them (Chainstack among them). It also caps

@@ -70,13 +70,15 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 			maxResp: cfg.MaxResponseBytes,
 			bufs:    make(chan *bytes.Buffer, keptBuffers),
 		}
+		// Each limiter bursts half a second of its rate (a call limiter one batch, which
+		// withDefaults keeps to half a second's calls): a pipeline's requests can leave together,
+		// while a provider counting a second's worth keeps half a second of room for requests
+		// the network bunches up. With a burst of one request the 200,000-block busy backfill
+		// took 0.9 s longer than with no cap at all.
 		if e.RequestsPerSecond > 0 {
-			// A burst of one: requests leave evenly spaced, so a provider counting over any
-			// window shorter than a second never sees more than its rate.
-			ep.rpc.requests = rate.NewLimiter(rate.Limit(e.RequestsPerSecond), 1)
+			ep.rpc.requests = rate.NewLimiter(rate.Limit(e.RequestsPerSecond), max(1, int(e.RequestsPerSecond/2)))
 		}
 		if e.CallsPerSecond > 0 {
-			// A burst of one batch: batches are at most half a second's calls (withDefaults).
 			ep.rpc.calls = rate.NewLimiter(rate.Limit(e.CallsPerSecond), cfg.BatchSize)
 		}
 		if ep.rpc.requests != nil || ep.rpc.calls != nil {
