@@ -5,7 +5,9 @@
 // over between endpoints in configuration order, within a per-call attempt and time budget; a
 // call that exhausts it is logged, counted (echain_indexer_rpc_giveups_total) and returns an
 // error matching ErrRetriesExhausted. Permanent answers (a revert, a range too large, invalid
-// parameters) return at once.
+// parameters) return at once. An endpoint with a plan's limits (Endpoint.RequestsPerSecond,
+// CallsPerSecond) gets requests no faster than they allow: waiting before sending is cheaper than
+// the 429 and the Retry-After that follow the excess.
 //
 // A lagging endpoint must never make a block look empty or absent: requests about a block
 // number go only to endpoints whose head has reached it, and a "not found"/null answer moves on
