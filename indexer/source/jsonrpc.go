@@ -342,7 +342,7 @@ func (h *httpRPC) wait(ctx context.Context, n int) error {
 		rs = append(rs, h.requests.Reserve())
 	}
 	if h.calls != nil {
-		// A batch larger than the limiter's burst (a second's calls) takes its calls a burst at
+		// A batch larger than the limiter's burst (half a second's calls) takes its calls a burst at
 		// a time: the wait is the same, the batch is only sent once all are had.
 		for left := n; left > 0; {
 			k := min(left, h.calls.Burst())
