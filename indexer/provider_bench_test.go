@@ -31,7 +31,7 @@ import (
 // calldata cannot replace, in batches of 100) at the allowed rate, plus one round trip.
 // The indexer caps its requests at the provider's rate, as an operator sets
 // rpc.requests_per_second to the plan's; ECHAIN_BENCH_RPS overrides the cap (0: none, to see
-// what the provider's 429s cost) and ECHAIN_BENCH_BATCH_CONCURRENCY the batches in flight.
+// what the provider's 429s cost).
 func BenchmarkProxyBackfill(b *testing.B) {
 	backfillThroughProvider(b, benchHistory(b, 2100))
 }
@@ -52,12 +52,6 @@ func backfillThroughProvider(b *testing.B, c *devchain.Chain) {
 			b.Fatalf("ECHAIN_BENCH_RPS: %v", err)
 		}
 	}
-	batches := 0 // the source's default
-	if v := os.Getenv("ECHAIN_BENCH_BATCH_CONCURRENCY"); v != "" {
-		if batches, err = strconv.Atoi(v); err != nil {
-			b.Fatalf("ECHAIN_BENCH_BATCH_CONCURRENCY: %v", err)
-		}
-	}
 
 	var wall time.Duration
 	var use rpcproxy.Usage
@@ -67,7 +61,6 @@ func backfillThroughProvider(b *testing.B, c *devchain.Chain) {
 		b.StopTimer()
 		s := chainSetup(c, storetest.NewDB(b))
 		s.Endpoints = []source.Endpoint{{Name: "provider", HTTPURL: proxy.URL(), WSURL: c.WSURL, RequestsPerSecond: rps}}
-		s.Source.BatchConcurrency = batches
 		s.Config.FinalityDepth = 64
 		s.Config.ProgressInterval = 2 * time.Second
 		proxy.SetProvider(prof)

@@ -100,13 +100,12 @@ func (c *Config) withDefaults() Config {
 	if out.BatchSize == 0 {
 		out.BatchSize = 100
 	}
-	// A batch holds at most half a second's calls, and the endpoint's call limiter bursts one
-	// batch (source.go): the provider's own count, a second's worth, keeps half a second of room
-	// for requests that arrive bunched up by the network. A batch of a full second's calls,
-	// sent a second after the last, was refused when the last arrived late.
+	// A batch holds at most what an endpoint's call limiter lets leave at once (burst): a batch
+	// of a full second's calls, sent a second after the last, was refused when the last arrived
+	// late.
 	for _, e := range out.Endpoints {
-		if c := e.CallsPerSecond / 2; c > 0 && c < float64(out.BatchSize) {
-			out.BatchSize = max(1, int(c))
+		if e.CallsPerSecond > 0 {
+			out.BatchSize = min(out.BatchSize, burst(e.CallsPerSecond))
 		}
 	}
 	if out.BatchConcurrency == 0 {
@@ -130,6 +129,13 @@ func (c *Config) withDefaults() Config {
 		}
 	}
 	return out
+}
+
+// burst is what a limiter at rate per second lets leave at once: half a second's worth, at least
+// one. A provider counting a second's worth then keeps half a second of room for requests that
+// the network bunches up.
+func burst(rate float64) int {
+	return max(1, int(min(rate/2, 1e6)))
 }
 
 func (c *Config) validate() error {
